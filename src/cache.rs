@@ -1,0 +1,423 @@
+//! Process-wide token caches: one entry per (base URL, client id, user id or none), with single
+//! flight (at most one token request per entry at a time; everyone else waits for it and shares
+//! its outcome) and background renewal ahead of expiry, so no caller waits on the network while
+//! a valid token is held. How a token is obtained is [`crate::source`]'s business.
+
+use crate::base_url::BaseUrl;
+use crate::error::{Error, Status};
+use crate::retry;
+use crate::secret::Secret;
+use crate::source;
+use crate::state::State;
+use crate::token::{Freshness, Token};
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Distinct spellings of keys remembered for the fast path; beyond it lookups just normalise.
+const MAX_SPELLINGS: usize = 4096;
+
+/// What a caller asks for, as given (not yet validated beyond UTF-8).
+pub struct Request<'a> {
+    pub base_url: &'a str,
+    pub client_id: &'a str,
+    pub client_secret: &'a str,
+    pub user_id: Option<&'a str>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub base: BaseUrl,
+    pub client_id: String,
+    pub user_id: Option<String>,
+}
+
+#[derive(Default)]
+pub struct Cache {
+    entries: RwLock<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    by_key: HashMap<Key, Arc<Entry>>,
+    /// Raw spelling "base\0client\0user" → entry, so a hit needs no URL parsing.
+    by_spelling: HashMap<String, Arc<Entry>>,
+}
+
+pub struct Entry {
+    pub key: Key,
+    slot: Mutex<Slot>,
+    flight_done: Condvar,
+}
+
+struct Slot {
+    token: Option<Token>,
+    /// Kept apart from the token: invalidating a token keeps it, and using it takes it out.
+    refresh: Option<Secret>,
+    /// The client secret this entry's tokens were obtained with.
+    secret: Secret,
+    in_flight: bool,
+    /// Completed flights, so a waiter can tell that the one it waited for has ended.
+    flights: u64,
+    /// Outcome of the last completed flight, shared with everyone who waited for it.
+    last_error: Option<Error>,
+    failures: u32,
+    /// No background renewal before this (backoff after a failed one).
+    retry_at: Option<Instant>,
+}
+
+thread_local! {
+    static SPELLING: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+fn spell(buf: &mut String, req: &Request) {
+    buf.clear();
+    buf.push_str(req.base_url);
+    buf.push('\0');
+    buf.push_str(req.client_id);
+    buf.push('\0');
+    match req.user_id {
+        Some(u) => {
+            buf.push('u');
+            buf.push_str(u);
+        }
+        None => buf.push('o'),
+    }
+}
+
+impl Key {
+    pub fn parse(base_url: &str, client_id: &str, user_id: Option<&str>) -> Result<Key, Error> {
+        Ok(Key {
+            base: BaseUrl::parse(base_url)?,
+            client_id: client_id.to_string(),
+            user_id: user_id.map(str::to_string),
+        })
+    }
+}
+
+impl Cache {
+    /// Hand the caller's closure a valid access token: from the cache, or after one shared request.
+    pub fn with_token<R>(
+        &self,
+        st: &'static State,
+        req: &Request,
+        f: impl FnOnce(&str) -> R,
+    ) -> Result<R, Error> {
+        let mut f = Some(f);
+        let found = SPELLING.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            spell(&mut buf, req);
+            let entries = self.entries.read();
+            let entry = entries.by_spelling.get(buf.as_str())?;
+            // Fast path: a fresh token and the right secret; no allocation, no clock but one read.
+            {
+                let slot = entry.slot.lock();
+                if let Some(t) = &slot.token {
+                    if slot.secret.ct_eq(req.client_secret)
+                        && t.freshness(Instant::now()) == Freshness::Fresh
+                    {
+                        let f = f.take().expect("closure used once");
+                        return Some(Ok(f(t.access.expose())));
+                    }
+                }
+            }
+            Some(Err(Arc::clone(entry)))
+        });
+        let entry = match found {
+            Some(Ok(r)) => return Ok(r),
+            Some(Err(entry)) => entry,
+            None => self.insert(req)?,
+        };
+        let f = f.take().expect("closure used once");
+        entry.get(st, req.client_secret, f)
+    }
+
+    /// Get or create the entry for a request, remembering its spelling.
+    fn insert(&self, req: &Request) -> Result<Arc<Entry>, Error> {
+        let key = Key::parse(req.base_url, req.client_id, req.user_id)?;
+        let mut entries = self.entries.write();
+        let entry = Arc::clone(
+            entries
+                .by_key
+                .entry(key.clone())
+                .or_insert_with(|| Entry::new(key, Secret::new(req.client_secret))),
+        );
+        if entries.by_spelling.len() < MAX_SPELLINGS {
+            let mut spelling = String::new();
+            spell(&mut spelling, req);
+            entries.by_spelling.insert(spelling, Arc::clone(&entry));
+        }
+        Ok(entry)
+    }
+
+    /// The entry for a key, created if needed (the user flow uses it for the organization token).
+    pub fn entry(&self, key: &Key, secret: &str) -> Arc<Entry> {
+        if let Some(e) = self.entries.read().by_key.get(key) {
+            return Arc::clone(e);
+        }
+        let mut entries = self.entries.write();
+        Arc::clone(
+            entries
+                .by_key
+                .entry(key.clone())
+                .or_insert_with(|| Entry::new(key.clone(), Secret::new(secret))),
+        )
+    }
+
+    /// Forget the access token of one key (the API answered 401 with it). Its refresh token is
+    /// kept, so the next call renews with it.
+    pub fn invalidate(&self, key: &Key) {
+        if let Some(e) = self.entries.read().by_key.get(key) {
+            e.slot.lock().token = None;
+        }
+    }
+
+    /// Forget everything. Requests in flight finish into entries nobody can reach any more.
+    pub fn clear(&self) {
+        let mut entries = self.entries.write();
+        entries.by_key.clear();
+        entries.by_spelling.clear();
+    }
+
+    /// A child's cache after fork: the parent's valid access tokens, without refresh tokens,
+    /// taken only where no lock is held (a holder that was not forked never lets go).
+    pub fn inherit(parent: &Cache) -> Cache {
+        let cache = Cache::default();
+        let Some(old) = parent.entries.try_read() else {
+            return cache;
+        };
+        let now = Instant::now();
+        let mut new = cache.entries.write();
+        for (key, entry) in &old.by_key {
+            let Some(slot) = entry.slot.try_lock() else {
+                continue;
+            };
+            if let Some(t) = slot
+                .token
+                .as_ref()
+                .filter(|t| t.freshness(now) != Freshness::Expired)
+            {
+                let child = Entry::new(key.clone(), slot.secret.clone());
+                child.slot.lock().token = Some(t.clone());
+                new.by_key.insert(key.clone(), child);
+            }
+        }
+        drop(new);
+        cache
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.read().by_key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Entry {
+    fn new(key: Key, secret: Secret) -> Arc<Entry> {
+        Arc::new(Entry {
+            key,
+            slot: Mutex::new(Slot {
+                token: None,
+                refresh: None,
+                secret,
+                in_flight: false,
+                flights: 0,
+                last_error: None,
+                failures: 0,
+                retry_at: None,
+            }),
+            flight_done: Condvar::new(),
+        })
+    }
+
+    /// Serve a usable token, renewing as needed. At most one request per entry is in flight.
+    pub fn get<R>(
+        self: &Arc<Self>,
+        st: &'static State,
+        secret: &str,
+        f: impl FnOnce(&str) -> R,
+    ) -> Result<R, Error> {
+        let deadline = Instant::now() + st.options().timeout;
+        let mut slot = self.slot.lock();
+        loop {
+            if !slot.secret.ct_eq(secret) {
+                drop(slot);
+                return self.rotate_secret(st, secret, deadline, f);
+            }
+            let now = Instant::now();
+            if let Some(t) = &slot.token {
+                match t.freshness(now) {
+                    Freshness::Fresh => return Ok(f(t.access.expose())),
+                    Freshness::Stale => {
+                        let served = f(t.access.expose());
+                        self.start_background(st, &mut slot, now);
+                        return Ok(served);
+                    }
+                    Freshness::Expired => {}
+                }
+            }
+            if slot.in_flight {
+                let seen = slot.flights;
+                let timed_out = self.flight_done.wait_until(&mut slot, deadline).timed_out();
+                if slot.flights != seen {
+                    if let Some(e) = &slot.last_error {
+                        if slot.token.is_none() {
+                            return Err(e.clone());
+                        }
+                    }
+                } else if timed_out {
+                    return Err(Error::new(
+                        Status::Network,
+                        "no token within timeout_ms: the request already in flight for this key did not finish in time",
+                    ));
+                }
+                continue;
+            }
+            // Lead a flight in this thread.
+            slot.in_flight = true;
+            let refresh = slot.refresh.take();
+            let secret = slot.secret.clone();
+            drop(slot);
+            let flight = Flight { entry: self };
+            let (result, unused) = source::renew(st, &self.key, refresh, &secret, deadline);
+            let mut slot = self.slot.lock();
+            let outcome = flight.land(&mut slot, result, unused);
+            return match outcome {
+                Ok(()) => Ok(f(slot
+                    .token
+                    .as_ref()
+                    .expect("landed token")
+                    .access
+                    .expose())),
+                Err(e) => Err(e),
+            };
+        }
+    }
+
+    /// Renew while the current token is still served: no caller waits for this.
+    fn start_background(self: &Arc<Self>, st: &'static State, slot: &mut Slot, now: Instant) {
+        if slot.in_flight || slot.retry_at.is_some_and(|t| now < t) {
+            return;
+        }
+        slot.in_flight = true;
+        let refresh = slot.refresh.take();
+        let secret = slot.secret.clone();
+        let entry = Arc::clone(self);
+        let deadline = now + st.options().timeout;
+        let spawned = std::thread::Builder::new()
+            .name("findity-refresh".into())
+            .spawn(move || {
+                let flight = Flight { entry: &entry };
+                let (result, unused) = source::renew(st, &entry.key, refresh, &secret, deadline);
+                let mut slot = entry.slot.lock();
+                let _ = flight.land(&mut slot, result, unused);
+            });
+        if spawned.is_err() {
+            // No thread to spare: a foreground caller renews once the token runs out.
+            slot.in_flight = false;
+        }
+    }
+
+    /// A caller with a different client secret (rotated, or wrong): it never gets this entry's
+    /// token. Its own request decides; on success its secret and token replace the old ones.
+    fn rotate_secret<R>(
+        self: &Arc<Self>,
+        st: &'static State,
+        secret: &str,
+        deadline: Instant,
+        f: impl FnOnce(&str) -> R,
+    ) -> Result<R, Error> {
+        let secret = Secret::new(secret);
+        let (result, _) = source::renew(st, &self.key, None, &secret, deadline);
+        let mut token = result?;
+        let mut slot = self.slot.lock();
+        let served = f(token.access.expose());
+        slot.refresh = token.refresh.take();
+        slot.token = Some(token);
+        slot.secret = secret;
+        slot.last_error = None;
+        slot.failures = 0;
+        slot.retry_at = None;
+        Ok(served)
+    }
+
+    /// Drop the access token if it is still `access` (a newer one is left alone).
+    pub fn invalidate_if(&self, access: &Secret) {
+        let mut slot = self.slot.lock();
+        if slot
+            .token
+            .as_ref()
+            .is_some_and(|t| t.access.ct_eq(access.expose()))
+        {
+            slot.token = None;
+        }
+    }
+}
+
+/// A flight in progress. Landing records the outcome and wakes the waiters; a flight dropped
+/// without landing (a panic) still clears the in-flight mark, so nobody waits forever.
+struct Flight<'a> {
+    entry: &'a Arc<Entry>,
+}
+
+impl Flight<'_> {
+    fn land(
+        self,
+        slot: &mut Slot,
+        result: Result<Token, Error>,
+        unused_refresh: Option<Secret>,
+    ) -> Result<(), Error> {
+        let entry = self.entry;
+        std::mem::forget(self);
+        let out = match result {
+            Ok(mut token) => {
+                // A refresh token that was never sent is still good if no newer one came.
+                slot.refresh = token.refresh.take().or(unused_refresh);
+                slot.token = Some(token);
+                slot.last_error = None;
+                slot.failures = 0;
+                slot.retry_at = None;
+                Ok(())
+            }
+            Err(e) => {
+                if slot.refresh.is_none() {
+                    slot.refresh = unused_refresh;
+                }
+                slot.failures += 1;
+                slot.retry_at = Some(Instant::now() + background_retry_delay(slot.failures));
+                slot.last_error = Some(e.clone());
+                Err(e)
+            }
+        };
+        slot.in_flight = false;
+        slot.flights += 1;
+        entry.flight_done.notify_all();
+        out
+    }
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        let mut slot = self.entry.slot.lock();
+        slot.in_flight = false;
+        slot.flights += 1;
+        slot.last_error = Some(Error::internal(
+            "token request aborted by an internal error",
+        ));
+        drop(slot);
+        self.entry.flight_done.notify_all();
+    }
+}
+
+/// Backoff between failed background renewals while the current token is still good.
+fn background_retry_delay(failures: u32) -> Duration {
+    let d = Duration::from_millis(500)
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(10))
+        .min(Duration::from_secs(60));
+    retry::jittered(d)
+}

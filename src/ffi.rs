@@ -1,0 +1,322 @@
+//! The C ABI. Every function is a thin shell: check the arguments, cross the panic boundary
+//! once (in [`boundary`]), call plain Rust. Outputs are written only on success (and the
+//! needed length on FINDITY_ERR_BUFFER_TOO_SMALL). The header is generated from this file.
+
+use crate::cache::{Key, Request};
+use crate::error::{set_last_error, with_last_error, Error, Status};
+use crate::state::state;
+use std::ffi::{c_char, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Success.
+pub const FINDITY_OK: u32 = 0;
+/// A NULL pointer, invalid UTF-8, an empty id, a bad base URL or option. Nothing was sent.
+pub const FINDITY_ERR_INVALID_ARGUMENT: u32 = 1;
+/// The output buffer is too small; `*out_len` holds the length needed (without the NUL).
+pub const FINDITY_ERR_BUFFER_TOO_SMALL: u32 = 2;
+/// No usable HTTP answer: connect failure, TLS failure, timeout, connection cut.
+pub const FINDITY_ERR_NETWORK: u32 = 3;
+/// The server refused: bad client id or secret, unknown user, refused grant (HTTP 400/401/403).
+pub const FINDITY_ERR_AUTH: u32 = 4;
+/// The server failed or answered something unusable (5xx, 429 past the timeout, bad JSON, redirect).
+pub const FINDITY_ERR_SERVER: u32 = 5;
+/// A bug in libfindity (a caught panic). Please report it.
+pub const FINDITY_ERR_INTERNAL: u32 = 6;
+
+/// Library version; `findity_version()` returns the same as "MAJOR.MINOR.PATCH".
+/// MAJOR changes whenever a function, status code or behaviour documented here changes incompatibly.
+pub const FINDITY_VERSION_MAJOR: u32 = 0;
+pub const FINDITY_VERSION_MINOR: u32 = 1;
+pub const FINDITY_VERSION_PATCH: u32 = 0;
+
+const MAX_ID_LEN: usize = 1024;
+const MAX_SECRET_LEN: usize = 4096;
+
+/// Get an organization access token (OAuth client credentials) for `client_id`.
+///
+/// `base_url`: "production", "stage", or "https://host[:port][/prefix]" ("http://" only for
+/// loopback hosts such as the emulator). The token is cached per (base_url, client_id) for the
+/// whole process, renewed in the background before it expires, and shared by all threads; at most
+/// one request per key is in flight at a time.
+///
+/// Output: on FINDITY_OK the token and a NUL are written to `buf` and `*out_len` is set to the
+/// token's length (without the NUL). If `buf_len` is smaller than length + 1 (`buf` may be NULL
+/// with `buf_len` 0 to ask for the size) the result is FINDITY_ERR_BUFFER_TOO_SMALL with
+/// `*out_len` set to the length needed; the token stays cached, so calling again with a larger
+/// buffer sends no request. `out_len` may be NULL. Nothing is written on other errors.
+///
+/// Blocks for at most `timeout_ms` (see findity_set_option) when no valid token is cached; a
+/// cached token is returned without waiting. Thread-safe. All pointers are borrowed for the call
+/// only. On failure the thread-local last error is set (findity_last_error).
+///
+/// # Safety
+/// Non-NULL string arguments must point to NUL-terminated strings; `buf` must be writable for
+/// `buf_len` bytes; `out_len`, if not NULL, must be writable.
+#[no_mangle]
+pub unsafe extern "C" fn findity_get_token(
+    base_url: *const c_char,
+    client_id: *const c_char,
+    client_secret: *const c_char,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> u32 {
+    boundary(|| {
+        let out = OutBuf::new(buf, buf_len, out_len)?;
+        let req = Request {
+            base_url: c_str(base_url, "base_url")?,
+            client_id: id(client_id, "client_id")?,
+            client_secret: secret(client_secret)?,
+            user_id: None,
+        };
+        token(&req, out)
+    })
+}
+
+/// Get an access token for one user (employee) of the organization: an authorization grant for
+/// `user_id` (a Findity person id or ExternalSourceID) made with the organization token, then
+/// the code exchange. Cached per (base_url, client_id, user_id); the organization token used is
+/// the one findity_get_token caches. Arguments, output, blocking and thread-safety as
+/// findity_get_token.
+///
+/// # Safety
+/// As findity_get_token; `user_id` must be a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn findity_user_token(
+    base_url: *const c_char,
+    client_id: *const c_char,
+    client_secret: *const c_char,
+    user_id: *const c_char,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> u32 {
+    boundary(|| {
+        let out = OutBuf::new(buf, buf_len, out_len)?;
+        let req = Request {
+            base_url: c_str(base_url, "base_url")?,
+            client_id: id(client_id, "client_id")?,
+            client_secret: secret(client_secret)?,
+            user_id: Some(id(user_id, "user_id")?),
+        };
+        token(&req, out)
+    })
+}
+
+/// Forget the cached access token for (base_url, client_id, user_id), or the organization token
+/// when `user_id` is NULL. Call it when the API answers 401 with a token from this library; the
+/// next call gets a new one (with the refresh token when one is held). FINDITY_OK also when
+/// nothing was cached. Thread-safe; sends no request.
+///
+/// # Safety
+/// Non-NULL arguments must point to NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn findity_invalidate(
+    base_url: *const c_char,
+    client_id: *const c_char,
+    user_id: *const c_char,
+) -> u32 {
+    boundary(|| {
+        let base_url = c_str(base_url, "base_url")?;
+        let client_id = id(client_id, "client_id")?;
+        let user_id = if user_id.is_null() {
+            None
+        } else {
+            Some(id(user_id, "user_id")?)
+        };
+        state()
+            .cache
+            .invalidate(&Key::parse(base_url, client_id, user_id)?);
+        Ok(())
+    })
+}
+
+/// Forget every cached token, organization and user, in this process. Requests in flight
+/// finish but their tokens are not kept. Thread-safe.
+#[no_mangle]
+pub extern "C" fn findity_clear_cache() {
+    boundary(|| {
+        state().cache.clear();
+        Ok(())
+    });
+}
+
+/// Set a process-wide option; an empty `value` restores its default. Options:
+///  - "timeout_ms" (30000): the most a call may block, retries and waiting included.
+///  - "connect_timeout_ms" (10000): TCP + TLS connection set-up.
+///  - "ca_file": a PEM file whose certificates are trusted in addition to the built-in roots
+///    (for TLS-inspecting proxies). Read when set. Certificate checks can't be turned off.
+///  - "proxy": "http://host:port" for all requests except loopback; by default HTTPS_PROXY,
+///    ALL_PROXY and NO_PROXY from the environment are used.
+///  - "user_agent": the User-Agent header (default "libfindity/VERSION").
+///
+/// An unknown name or bad value is FINDITY_ERR_INVALID_ARGUMENT and changes nothing.
+/// Thread-safe; applies to requests started afterwards.
+///
+/// # Safety
+/// Non-NULL arguments must point to NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn findity_set_option(name: *const c_char, value: *const c_char) -> u32 {
+    boundary(|| {
+        let name = c_str(name, "name")?;
+        let value = c_str(value, "value")?;
+        state().set_option(name, value)
+    })
+}
+
+/// Copy this thread's last error message (of the most recent failing call on this thread;
+/// successful calls leave it) into `buf`, with the same buffer rules as findity_get_token.
+/// Empty when no call has failed. The message says what failed, the endpoint, the HTTP status
+/// and the server's error code and description; it never holds a secret, token or code.
+/// Does not change the last error.
+///
+/// # Safety
+/// `buf` must be writable for `buf_len` bytes; `out_len`, if not NULL, must be writable.
+#[no_mangle]
+pub unsafe extern "C" fn findity_last_error(
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> u32 {
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        let out = OutBuf::new(buf, buf_len, out_len)?;
+        with_last_error(|msg, _| out.write(msg))
+    }));
+    match r {
+        Ok(Ok(())) => FINDITY_OK,
+        Ok(Err(e)) => e.status as u32,
+        Err(_) => FINDITY_ERR_INTERNAL,
+    }
+}
+
+/// HTTP status of the answer behind this thread's last error; 0 when there was no HTTP answer
+/// (or no error). Thread-local like findity_last_error.
+#[no_mangle]
+pub extern "C" fn findity_last_http_status() -> u16 {
+    catch_unwind(|| with_last_error(|_, status| status)).unwrap_or(0)
+}
+
+/// The library version, "MAJOR.MINOR.PATCH": a static string, never freed by the caller.
+#[no_mangle]
+pub extern "C" fn findity_version() -> *const c_char {
+    static VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+    VERSION.as_ptr().cast()
+}
+
+/// Run `f`, turning errors into status codes plus the thread's last error, and panics into
+/// FINDITY_ERR_INTERNAL: no unwinding ever crosses into C.
+fn boundary(f: impl FnOnce() -> Result<(), Error>) -> u32 {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => FINDITY_OK,
+        Ok(Err(e)) => {
+            set_last_error(&e);
+            e.status as u32
+        }
+        Err(_) => {
+            set_last_error(&Error::internal(
+                "internal error in libfindity (a caught panic); please report it",
+            ));
+            FINDITY_ERR_INTERNAL
+        }
+    }
+}
+
+fn token(req: &Request, out: OutBuf) -> Result<(), Error> {
+    state()
+        .cache
+        .with_token(state(), req, |t| out.write(t))
+        .and_then(|r| r)
+        .map_err(|e| e.redact(&[req.client_secret]))
+}
+
+/// A borrowed C string as UTF-8.
+unsafe fn c_str<'a>(p: *const c_char, name: &str) -> Result<&'a str, Error> {
+    if p.is_null() {
+        return Err(Error::invalid_argument(format!("{name} is NULL")));
+    }
+    CStr::from_ptr(p)
+        .to_str()
+        .map_err(|_| Error::invalid_argument(format!("{name} is not valid UTF-8")))
+}
+
+unsafe fn id<'a>(p: *const c_char, name: &str) -> Result<&'a str, Error> {
+    let s = c_str(p, name)?;
+    if s.is_empty() {
+        return Err(Error::invalid_argument(format!("{name} is empty")));
+    }
+    if s.len() > MAX_ID_LEN || s.chars().any(char::is_control) {
+        return Err(Error::invalid_argument(format!(
+            "{name} must be at most {MAX_ID_LEN} bytes without control characters"
+        )));
+    }
+    Ok(s)
+}
+
+unsafe fn secret<'a>(p: *const c_char) -> Result<&'a str, Error> {
+    let s = c_str(p, "client_secret")?;
+    if s.is_empty() || s.len() > MAX_SECRET_LEN {
+        return Err(Error::invalid_argument(format!(
+            "client_secret must be 1 to {MAX_SECRET_LEN} bytes"
+        )));
+    }
+    Ok(s)
+}
+
+/// The caller's output buffer, checked before any work is done.
+struct OutBuf {
+    buf: *mut c_char,
+    len: usize,
+    out_len: *mut usize,
+}
+
+impl OutBuf {
+    fn new(buf: *mut c_char, len: usize, out_len: *mut usize) -> Result<OutBuf, Error> {
+        if buf.is_null() && len > 0 {
+            return Err(Error::invalid_argument("buf is NULL but buf_len is not 0"));
+        }
+        Ok(OutBuf { buf, len, out_len })
+    }
+
+    fn write(&self, s: &str) -> Result<(), Error> {
+        let needed = s.len();
+        if !self.out_len.is_null() {
+            // SAFETY: checked non-NULL; the caller promised it is writable.
+            unsafe { *self.out_len = needed };
+        }
+        if self.len < needed + 1 {
+            return Err(Error::new(
+                Status::BufferTooSmall,
+                format!("buffer too small: {needed} bytes plus the NUL are needed"),
+            ));
+        }
+        // SAFETY: buf is non-NULL (len > 0) and writable for len > needed bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(s.as_ptr(), self.buf.cast::<u8>(), needed);
+            *self.buf.add(needed) = 0;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_constants_match_the_package() {
+        let v = format!("{FINDITY_VERSION_MAJOR}.{FINDITY_VERSION_MINOR}.{FINDITY_VERSION_PATCH}");
+        assert_eq!(v, env!("CARGO_PKG_VERSION"));
+        let c = unsafe { CStr::from_ptr(findity_version()) };
+        assert_eq!(c.to_str().unwrap(), v);
+    }
+
+    #[test]
+    fn status_numbers_are_fixed() {
+        assert_eq!(Status::InvalidArgument as u32, FINDITY_ERR_INVALID_ARGUMENT);
+        assert_eq!(Status::BufferTooSmall as u32, FINDITY_ERR_BUFFER_TOO_SMALL);
+        assert_eq!(Status::Network as u32, FINDITY_ERR_NETWORK);
+        assert_eq!(Status::Auth as u32, FINDITY_ERR_AUTH);
+        assert_eq!(Status::Server as u32, FINDITY_ERR_SERVER);
+        assert_eq!(Status::Internal as u32, FINDITY_ERR_INTERNAL);
+    }
+}

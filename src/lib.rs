@@ -1,0 +1,29 @@
+//! libfindity: OAuth access tokens for the Findity Expense API behind a small C ABI.
+//!
+//! Where things live:
+//! - [`ffi`]: the exported `findity_*` functions; argument checks and the panic boundary only.
+//! - [`cache`]: process-wide token caches, single flight, background refresh, fallbacks.
+//! - [`token`]: a token and its expiry rules (one place).
+//! - [`source`]: where a new token comes from: refresh token, then the primary grant, with retries.
+//! - [`grants`]: the four Findity OAuth requests and their answers.
+//! - [`http`]: the HTTP client (timeouts, no redirects, body cap) and error classification.
+//! - [`retry`]: backoff with jitter and `Retry-After`.
+//! - [`base_url`]: accepted base URLs and their normal form.
+//! - [`config`]: process-wide options set through `findity_set_option`.
+//! - [`state`]: the process-wide state and its renewal after `fork()`.
+//! - [`error`], [`secret`]: error values with the thread-local last error; secrets that redact and wipe themselves.
+
+pub mod base_url;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod ffi;
+pub mod grants;
+pub mod http;
+pub mod retry;
+pub mod secret;
+pub mod source;
+pub mod state;
+pub mod token;
+
+pub use error::{Error, Status};

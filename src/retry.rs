@@ -1,0 +1,106 @@
+//! Backoff between attempts: exponential with full jitter, `Retry-After` honoured,
+//! never past the caller's deadline.
+
+use crate::error::Error;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, Instant};
+
+const BASE: Duration = Duration::from_millis(100);
+const CAP: Duration = Duration::from_secs(5);
+
+pub struct Backoff {
+    attempt: u32,
+    deadline: Instant,
+}
+
+impl Backoff {
+    pub fn new(deadline: Instant) -> Backoff {
+        Backoff {
+            attempt: 0,
+            deadline,
+        }
+    }
+
+    pub fn attempts(&self) -> u32 {
+        self.attempt + 1
+    }
+
+    /// Sleep before the next attempt after `err`. Returns false (without sleeping) when the
+    /// error is not worth retrying or the wait would end past the deadline.
+    pub fn wait(&mut self, err: &Error) -> bool {
+        if !err.retryable {
+            return false;
+        }
+        let delay = match err.retry_after {
+            Some(d) => d,
+            None => jittered(delay_for(self.attempt)),
+        };
+        if Instant::now() + delay >= self.deadline {
+            return false;
+        }
+        self.attempt += 1;
+        std::thread::sleep(delay);
+        true
+    }
+}
+
+/// Exponential delay for the n-th retry, capped.
+pub fn delay_for(attempt: u32) -> Duration {
+    BASE.saturating_mul(1u32 << attempt.min(16)).min(CAP)
+}
+
+/// Full jitter in [d/2, d]: spreads processes that failed together without waiting too little.
+pub fn jittered(d: Duration) -> Duration {
+    let half = d / 2;
+    let nanos = half.as_nanos() as u64;
+    if nanos == 0 {
+        return d;
+    }
+    half + Duration::from_nanos(random_u64() % (nanos + 1))
+}
+
+/// Randomness from std's per-process random SipHash keys; no crate needed for jitter.
+pub fn random_u64() -> u64 {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(
+        Instant::now()
+            .elapsed()
+            .as_nanos()
+            .wrapping_add(std::process::id() as u128) as u64,
+    );
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Status;
+
+    #[test]
+    fn delays_grow_and_cap() {
+        assert_eq!(delay_for(0), Duration::from_millis(100));
+        assert_eq!(delay_for(3), Duration::from_millis(800));
+        assert_eq!(delay_for(40), CAP);
+        for _ in 0..100 {
+            let j = jittered(Duration::from_millis(800));
+            assert!(j >= Duration::from_millis(400) && j <= Duration::from_millis(800));
+        }
+    }
+
+    #[test]
+    fn gives_up_on_permanent_errors_and_past_deadline() {
+        let mut b = Backoff::new(Instant::now() + Duration::from_secs(10));
+        assert!(!b.wait(&Error::new(Status::Auth, "no")));
+        let mut e = Error::new(Status::Server, "busy");
+        e.retryable = true;
+        e.retry_after = Some(Duration::from_secs(60));
+        assert!(
+            !b.wait(&e),
+            "Retry-After beyond the deadline must not be waited for"
+        );
+        e.retry_after = Some(Duration::from_millis(1));
+        assert!(b.wait(&e));
+        assert_eq!(b.attempts(), 2);
+    }
+}

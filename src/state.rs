@@ -1,0 +1,106 @@
+//! The process-wide state, and its renewal in a child after `fork()`.
+//!
+//! A forked child has only the thread that called fork: locks held by other threads stay
+//! locked forever and the HTTP client's runtime thread is gone. So the child never touches the
+//! parent's state again: the first call in the child builds a fresh state, copying (with
+//! try_lock only) the parent's still-valid access tokens, but never its refresh tokens, which
+//! the parent may still use. The old state is leaked on purpose: dropping it could block.
+
+use crate::cache::Cache;
+use crate::config::{Effect, Options};
+use crate::error::Error;
+use crate::http::Http;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub struct State {
+    fork_generation: u64,
+    pub cache: Cache,
+    options: Mutex<Arc<Options>>,
+    http: Mutex<Option<Arc<Http>>>,
+}
+
+static STATE: AtomicPtr<State> = AtomicPtr::new(std::ptr::null_mut());
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+static ATFORK_REGISTERED: AtomicBool = AtomicBool::new(false);
+
+/// The current process's state; cheap: two atomic loads once initialised.
+pub fn state() -> &'static State {
+    let p = STATE.load(Ordering::Acquire);
+    let generation = FORK_GENERATION.load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: states are leaked, never freed, so the pointer stays valid.
+        let s = unsafe { &*p };
+        if s.fork_generation == generation {
+            return s;
+        }
+    }
+    renew(p, generation)
+}
+
+#[cold]
+fn renew(old: *mut State, generation: u64) -> &'static State {
+    if !ATFORK_REGISTERED.swap(true, Ordering::AcqRel) {
+        // SAFETY: the handler only bumps an atomic, which is async-signal-safe.
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    }
+    // SAFETY: as above, a non-null state is never freed.
+    let parent = unsafe { old.as_ref() };
+    let fresh = Box::into_raw(Box::new(State {
+        fork_generation: generation,
+        cache: parent.map_or_else(Cache::default, |p| Cache::inherit(&p.cache)),
+        options: Mutex::new(
+            parent
+                .and_then(|p| p.options.try_lock().map(|o| Arc::clone(&o)))
+                .unwrap_or_default(),
+        ),
+        http: Mutex::new(None),
+    }));
+    match STATE.compare_exchange(old, fresh, Ordering::AcqRel, Ordering::Acquire) {
+        // SAFETY: just leaked above.
+        Ok(_) => unsafe { &*fresh },
+        Err(_) => {
+            // Another thread won the race; ours was never shared and holds no threads yet.
+            // SAFETY: `fresh` came from Box::into_raw and nobody else saw it.
+            drop(unsafe { Box::from_raw(fresh) });
+            state()
+        }
+    }
+}
+
+extern "C" fn after_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::AcqRel);
+}
+
+impl State {
+    pub fn options(&self) -> Arc<Options> {
+        Arc::clone(&self.options.lock())
+    }
+
+    pub fn set_option(&self, name: &str, value: &str) -> Result<(), Error> {
+        let mut guard = self.options.lock();
+        let mut next = Options::clone(&guard);
+        let effect = next.set(name, value)?;
+        if effect == Effect::HttpClient {
+            // Build first, so a client that can't be built leaves the options as they were.
+            let http = Http::new(&next)?;
+            *self.http.lock() = Some(Arc::new(http));
+        }
+        *guard = Arc::new(next);
+        Ok(())
+    }
+
+    /// The shared HTTP client, built on first use (building starts its runtime thread).
+    pub fn http(&self) -> Result<Arc<Http>, Error> {
+        // Options first: set_option locks options, then http; never the other order.
+        let options = self.options();
+        let mut slot = self.http.lock();
+        if let Some(h) = &*slot {
+            return Ok(Arc::clone(h));
+        }
+        let h = Arc::new(Http::new(&options)?);
+        *slot = Some(Arc::clone(&h));
+        Ok(h)
+    }
+}
