@@ -1,0 +1,610 @@
+/* C test suite for libfindity, run against the Findity emulator.
+ * Build and run: make test-c (or see .ci/run). Prints "N passed, M failed". */
+#include "emu.h"
+#include "findity.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <time.h>
+
+#define CLIENT "demo-client"
+#define SECRET "demo-secret-0123456789"
+#define TOKEN_MAX 4096
+
+static int passed, failed;
+static const char *current;
+
+#define CHECK(cond, ...)                                                  \
+    do {                                                                  \
+        if (cond) {                                                       \
+            passed++;                                                     \
+        } else {                                                          \
+            failed++;                                                     \
+            fprintf(stderr, "FAIL %s (%s:%d): %s: ", current, __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                 \
+            fprintf(stderr, "\n");                                        \
+        }                                                                 \
+    } while (0)
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static const char *last_error(void) {
+    static __thread char msg[2048];
+    size_t len = 0;
+    if (findity_last_error(msg, sizeof msg, &len) != FINDITY_OK) snprintf(msg, sizeof msg, "(unreadable)");
+    return msg;
+}
+
+static uint32_t org(const emu_t *e, char *tok) {
+    size_t len = 0;
+    return findity_get_token(e->url, CLIENT, SECRET, tok, TOKEN_MAX, &len);
+}
+
+static uint32_t user(const emu_t *e, const char *uid, char *tok) {
+    size_t len = 0;
+    return findity_user_token(e->url, CLIENT, SECRET, uid, tok, TOKEN_MAX, &len);
+}
+
+static void start(emu_t *e, const char *extra1, const char *extra2) {
+    int rc = extra1 ? emu_start(e, "--client", CLIENT ":" SECRET, extra1, extra2, NULL)
+                    : emu_start(e, "--client", CLIENT ":" SECRET, NULL);
+    if (rc != 0) {
+        fprintf(stderr, "cannot start the emulator (set FINDITY_EMULATOR)\n");
+        exit(2);
+    }
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_version(void) {
+    char want[64];
+    snprintf(want, sizeof want, "%d.%d.%d", FINDITY_VERSION_MAJOR, FINDITY_VERSION_MINOR, FINDITY_VERSION_PATCH);
+    CHECK(strcmp(findity_version(), want) == 0, "version %s, header %s", findity_version(), want);
+}
+
+static void test_org_token_and_cache(void) {
+    emu_t e;
+    start(&e, NULL, NULL);
+    char a[TOKEN_MAX], b[TOKEN_MAX];
+    size_t len = 0;
+    memset(a, 'x', sizeof a);
+    CHECK(findity_get_token(e.url, CLIENT, SECRET, a, sizeof a, &len) == FINDITY_OK, "%s", last_error());
+    CHECK(len == strlen(a) && len >= 32, "len %zu strlen %zu", len, strlen(a));
+    CHECK(a[len] == 0, "NUL-terminated");
+    CHECK(org(&e, b) == FINDITY_OK && strcmp(a, b) == 0, "second call returns the cached token");
+    CHECK(emu_stat(&e, "client_credentials") == 1, "one request, got %ld", emu_stat(&e, "client_credentials"));
+    /* Same key spelled differently: trailing slash, upper-case host. */
+    char alt[300];
+    snprintf(alt, sizeof alt, "HTTP://LOCALHOST:%d/", e.port);
+    CHECK(findity_get_token(alt, CLIENT, SECRET, b, sizeof b, NULL) == FINDITY_OK, "%s", last_error());
+    CHECK(emu_stat(&e, "client_credentials") == 2, "localhost is another host than 127.0.0.1");
+    snprintf(alt, sizeof alt, "%s/", e.url);
+    CHECK(findity_get_token(alt, CLIENT, SECRET, b, sizeof b, NULL) == FINDITY_OK && strcmp(a, b) == 0,
+          "trailing slash is the same key");
+    CHECK(emu_stat(&e, "client_credentials") == 2, "no request for the same normalised key");
+    emu_stop(&e);
+}
+
+static void test_buffer_too_small(void) {
+    emu_t e;
+    start(&e, NULL, NULL);
+    size_t len = 0;
+    CHECK(findity_get_token(e.url, CLIENT, SECRET, NULL, 0, &len) == FINDITY_ERR_BUFFER_TOO_SMALL, "size query");
+    CHECK(len >= 32, "needed length reported: %zu", len);
+    char *exact = malloc(len);
+    size_t len2 = 0;
+    CHECK(findity_get_token(e.url, CLIENT, SECRET, exact, len, &len2) == FINDITY_ERR_BUFFER_TOO_SMALL,
+          "no room for the NUL");
+    CHECK(len2 == len, "same length");
+    char *big = malloc(len + 1);
+    CHECK(findity_get_token(e.url, CLIENT, SECRET, big, len + 1, &len2) == FINDITY_OK, "%s", last_error());
+    CHECK(strlen(big) == len, "exact fit");
+    CHECK(emu_stat(&e, "token_requests") == 1, "retry with a big buffer sent no request");
+    CHECK(findity_get_token(e.url, CLIENT, SECRET, NULL, 5, &len2) == FINDITY_ERR_INVALID_ARGUMENT,
+          "NULL buf with a length");
+    free(exact);
+    free(big);
+    emu_stop(&e);
+}
+
+static void test_invalid_arguments(void) {
+    emu_t e;
+    start(&e, NULL, NULL);
+    char t[TOKEN_MAX];
+    size_t len = 0;
+    const char bad_utf8[] = {'a', (char)0xff, 'b', 0};
+    CHECK(findity_get_token(NULL, CLIENT, SECRET, t, sizeof t, &len) == FINDITY_ERR_INVALID_ARGUMENT, "NULL base");
+    CHECK(strstr(last_error(), "base_url is NULL") != NULL, "%s", last_error());
+    CHECK(findity_last_http_status() == 0, "no HTTP status");
+    CHECK(findity_get_token(e.url, NULL, SECRET, t, sizeof t, &len) == FINDITY_ERR_INVALID_ARGUMENT, "NULL id");
+    CHECK(findity_get_token(e.url, CLIENT, NULL, t, sizeof t, &len) == FINDITY_ERR_INVALID_ARGUMENT, "NULL secret");
+    CHECK(findity_get_token(e.url, "", SECRET, t, sizeof t, &len) == FINDITY_ERR_INVALID_ARGUMENT, "empty id");
+    CHECK(findity_get_token(e.url, bad_utf8, SECRET, t, sizeof t, &len) == FINDITY_ERR_INVALID_ARGUMENT, "utf8");
+    CHECK(strstr(last_error(), "UTF-8") != NULL, "%s", last_error());
+    CHECK(findity_user_token(e.url, CLIENT, SECRET, NULL, t, sizeof t, &len) == FINDITY_ERR_INVALID_ARGUMENT, "NULL user");
+    CHECK(findity_user_token(e.url, CLIENT, SECRET, "", t, sizeof t, &len) == FINDITY_ERR_INVALID_ARGUMENT, "empty user");
+    CHECK(findity_get_token("http://expense.findity.com", CLIENT, SECRET, t, sizeof t, &len) ==
+              FINDITY_ERR_INVALID_ARGUMENT, "http to a non-loopback host");
+    CHECK(strstr(last_error(), "not loopback") != NULL, "%s", last_error());
+    CHECK(findity_get_token("ftp://127.0.0.1", CLIENT, SECRET, t, sizeof t, &len) == FINDITY_ERR_INVALID_ARGUMENT, "ftp");
+    CHECK(findity_get_token("https://u:pw@h", CLIENT, SECRET, t, sizeof t, &len) == FINDITY_ERR_INVALID_ARGUMENT, "userinfo");
+    CHECK(findity_get_token("", CLIENT, SECRET, t, sizeof t, &len) == FINDITY_ERR_INVALID_ARGUMENT, "empty base");
+    CHECK(findity_invalidate(NULL, CLIENT, NULL) == FINDITY_ERR_INVALID_ARGUMENT, "invalidate NULL");
+    CHECK(findity_invalidate("production", CLIENT, NULL) == FINDITY_OK, "production is a known name");
+    CHECK(findity_invalidate("stage", CLIENT, "u1") == FINDITY_OK, "stage is a known name");
+    CHECK(findity_set_option(NULL, "1") == FINDITY_ERR_INVALID_ARGUMENT, "NULL name");
+    CHECK(findity_set_option("timeout_ms", NULL) == FINDITY_ERR_INVALID_ARGUMENT, "NULL value");
+    CHECK(findity_set_option("nope", "1") == FINDITY_ERR_INVALID_ARGUMENT, "unknown option");
+    CHECK(findity_set_option("timeout_ms", "abc") == FINDITY_ERR_INVALID_ARGUMENT, "bad number");
+    CHECK(findity_set_option("ca_file", "/nonexistent.pem") == FINDITY_ERR_INVALID_ARGUMENT, "missing ca");
+    CHECK(findity_set_option("proxy", "::nope") == FINDITY_ERR_INVALID_ARGUMENT, "bad proxy");
+    CHECK(findity_set_option("user_agent", "ok-agent/1") == FINDITY_OK, "%s", last_error());
+    CHECK(findity_set_option("user_agent", "") == FINDITY_OK, "reset");
+    CHECK(emu_stat(&e, "token_requests") == 0, "bad input sent nothing");
+    emu_stop(&e);
+}
+
+static void test_last_error_buffer(void) {
+    char t[8];
+    size_t len = 0;
+    findity_get_token(NULL, CLIENT, SECRET, t, sizeof t, &len);
+    size_t need = 0;
+    CHECK(findity_last_error(NULL, 0, &need) == FINDITY_ERR_BUFFER_TOO_SMALL && need > 5, "size query %zu", need);
+    char small[4];
+    CHECK(findity_last_error(small, sizeof small, &need) == FINDITY_ERR_BUFFER_TOO_SMALL, "small");
+    CHECK(findity_last_error(NULL, 3, &need) == FINDITY_ERR_INVALID_ARGUMENT, "NULL with length");
+    CHECK(strstr(last_error(), "base_url is NULL") != NULL, "reading it did not change it: %s", last_error());
+}
+
+static void test_auth_error(void) {
+    emu_t e;
+    start(&e, NULL, NULL);
+    char t[TOKEN_MAX];
+    size_t len = 0;
+    const char *wrong = "wrong-secret-value-987";
+    CHECK(findity_get_token(e.url, CLIENT, wrong, t, sizeof t, &len) == FINDITY_ERR_AUTH, "%s", last_error());
+    CHECK(findity_last_http_status() == 401, "status %u", findity_last_http_status());
+    CHECK(strstr(last_error(), "invalid_client") != NULL, "%s", last_error());
+    CHECK(strstr(last_error(), "/api/oauth/token") != NULL, "names the endpoint: %s", last_error());
+    CHECK(strstr(last_error(), wrong) == NULL, "secret not in message");
+    CHECK(emu_stat(&e, "client_credentials") == 1, "a refusal is not retried");
+    /* A right secret afterwards works: nothing poisoned. */
+    CHECK(org(&e, t) == FINDITY_OK, "%s", last_error());
+    /* A wrong secret never gets the cached token. */
+    CHECK(findity_get_token(e.url, CLIENT, wrong, t, sizeof t, &len) == FINDITY_ERR_AUTH, "cached token withheld");
+    CHECK(org(&e, t) == FINDITY_OK, "right secret still served");
+    emu_stop(&e);
+}
+
+static void test_user_token(void) {
+    emu_t e;
+    start(&e, NULL, NULL);
+    char u1[TOKEN_MAX], u1b[TOKEN_MAX], u2[TOKEN_MAX], o[TOKEN_MAX];
+    CHECK(user(&e, "8ab28c3e6f8023c3016f8046be110002", u1) == FINDITY_OK, "%s", last_error());
+    CHECK(user(&e, "8ab28c3e6f8023c3016f8046be110002", u1b) == FINDITY_OK && strcmp(u1, u1b) == 0, "cached");
+    CHECK(user(&e, "erp-employee-42", u2) == FINDITY_OK && strcmp(u1, u2) != 0, "another user, another token");
+    CHECK(org(&e, o) == FINDITY_OK && strcmp(o, u1) != 0, "org token differs");
+    CHECK(emu_stat(&e, "client_credentials") == 1, "one org token for both users and the org call");
+    CHECK(emu_stat(&e, "authorization_grant") == 2, "grants %ld", emu_stat(&e, "authorization_grant"));
+    CHECK(emu_stat(&e, "authorization_code") == 2, "codes %ld", emu_stat(&e, "authorization_code"));
+    CHECK(user(&e, "unknown-person", u2) == FINDITY_ERR_AUTH, "unknown user");
+    CHECK(strstr(last_error(), "USER_NOT_FOUND") != NULL && strstr(last_error(), "user_id") != NULL, "%s", last_error());
+    CHECK(findity_last_http_status() == 400, "status %u", findity_last_http_status());
+    CHECK(emu_stat(&e, "code_reuse") == 0, "no code used twice");
+    emu_stop(&e);
+}
+
+static void test_invalidate_uses_refresh_token_once(void) {
+    emu_t e;
+    start(&e, NULL, NULL);
+    char a[TOKEN_MAX], b[TOKEN_MAX], c[TOKEN_MAX];
+    CHECK(org(&e, a) == FINDITY_OK, "%s", last_error());
+    CHECK(findity_invalidate(e.url, CLIENT, NULL) == FINDITY_OK, "invalidate");
+    CHECK(org(&e, b) == FINDITY_OK && strcmp(a, b) != 0, "new token after invalidate");
+    CHECK(emu_stat(&e, "refresh_token") == 1 && emu_stat(&e, "client_credentials") == 1, "renewed with the refresh token");
+    CHECK(findity_invalidate(e.url, CLIENT, NULL) == FINDITY_OK, "invalidate again");
+    CHECK(org(&e, c) == FINDITY_OK && strcmp(c, b) != 0, "%s", last_error());
+    CHECK(emu_stat(&e, "refresh_token") == 2 && emu_stat(&e, "refresh_reuse") == 0, "each refresh token once");
+    /* User tokens likewise. */
+    CHECK(user(&e, "u-1", a) == FINDITY_OK, "%s", last_error());
+    CHECK(findity_invalidate(e.url, CLIENT, "u-1") == FINDITY_OK, "invalidate user");
+    CHECK(user(&e, "u-1", b) == FINDITY_OK && strcmp(a, b) != 0, "%s", last_error());
+    CHECK(emu_stat(&e, "refresh_token") == 3 && emu_stat(&e, "authorization_grant") == 1, "user renewed by refresh");
+    emu_stop(&e);
+}
+
+static void test_refused_refresh_falls_back(void) {
+    emu_t e;
+    start(&e, NULL, NULL);
+    char a[TOKEN_MAX], b[TOKEN_MAX];
+    CHECK(org(&e, a) == FINDITY_OK && user(&e, "u-2", a) == FINDITY_OK, "%s", last_error());
+    CHECK(emu_ctl(&e, "/_emulator/revoke?what=refresh") == 200, "revoke");
+    findity_invalidate(e.url, CLIENT, NULL);
+    findity_invalidate(e.url, CLIENT, "u-2");
+    CHECK(org(&e, b) == FINDITY_OK, "org falls back: %s", last_error());
+    CHECK(emu_stat(&e, "client_credentials") == 2, "client credentials again");
+    CHECK(user(&e, "u-2", b) == FINDITY_OK, "user falls back: %s", last_error());
+    CHECK(emu_stat(&e, "authorization_grant") == 2, "authorization grant again");
+    CHECK(emu_stat(&e, "refresh_reuse") == 0, "no reuse");
+    /* A refresh with unknown outcome (connection cut after sending) is not replayed. */
+    findity_invalidate(e.url, CLIENT, NULL);
+    CHECK(emu_ctl(&e, "/_emulator/fault?kind=reset&grant=refresh_token") == 200, "fault");
+    CHECK(org(&e, b) == FINDITY_OK, "%s", last_error());
+    CHECK(emu_stat(&e, "refresh_reuse") == 0 && emu_stat(&e, "client_credentials") == 3, "fallback, no replay");
+    emu_stop(&e);
+}
+
+static void test_no_refresh_token_in_answer(void) {
+    emu_t e;
+    start(&e, "--no-refresh-token", "--quiet");
+    char a[TOKEN_MAX], b[TOKEN_MAX];
+    CHECK(org(&e, a) == FINDITY_OK, "%s", last_error());
+    findity_invalidate(e.url, CLIENT, NULL);
+    CHECK(org(&e, b) == FINDITY_OK && strcmp(a, b) != 0, "%s", last_error());
+    CHECK(emu_stat(&e, "client_credentials") == 2 && emu_stat(&e, "refresh_token") == 0, "client credentials again");
+    emu_stop(&e);
+}
+
+/* ---- single flight */
+
+typedef struct {
+    const emu_t *e;
+    const char *uid;
+    char tok[TOKEN_MAX];
+    uint32_t rc;
+    double ms;
+} call_t;
+
+static void *call_thread(void *p) {
+    call_t *c = p;
+    double t0 = now_ms();
+    c->rc = c->uid ? user(c->e, c->uid, c->tok) : org(c->e, c->tok);
+    c->ms = now_ms() - t0;
+    return NULL;
+}
+
+static void run_threads(call_t *calls, int n) {
+    pthread_t th[64];
+    for (int i = 0; i < n; i++) pthread_create(&th[i], NULL, call_thread, &calls[i]);
+    for (int i = 0; i < n; i++) pthread_join(th[i], NULL);
+}
+
+static void test_single_flight(void) {
+    emu_t e;
+    start(&e, "--latency-ms", "300");
+    enum { N = 32 };
+    static call_t calls[N];
+    for (int i = 0; i < N; i++) calls[i] = (call_t){.e = &e};
+    run_threads(calls, N);
+    int ok = 1;
+    for (int i = 0; i < N; i++) ok &= calls[i].rc == FINDITY_OK && strcmp(calls[i].tok, calls[0].tok) == 0;
+    CHECK(ok, "all %d threads got the same token", N);
+    CHECK(emu_stat(&e, "client_credentials") == 1, "one request for %d threads, got %ld", N, emu_stat(&e, "client_credentials"));
+    CHECK(emu_stat(&e, "max_concurrent") == 1, "never two requests at once");
+    /* Users: 16 threads, 2 users, cold: one grant and one code per user, org token shared. */
+    for (int i = 0; i < 16; i++) calls[i] = (call_t){.e = &e, .uid = (i % 2) ? "alice" : "bob"};
+    run_threads(calls, 16);
+    ok = 1;
+    for (int i = 0; i < 16; i++) ok &= calls[i].rc == FINDITY_OK && strcmp(calls[i].tok, calls[i % 2].tok) == 0;
+    CHECK(ok, "each user's threads share one token");
+    CHECK(emu_stat(&e, "authorization_grant") == 2 && emu_stat(&e, "authorization_code") == 2,
+          "one grant per user: %ld", emu_stat(&e, "authorization_grant"));
+    CHECK(emu_stat(&e, "client_credentials") == 1, "org token reused");
+    emu_stop(&e);
+}
+
+/* A failing flight's error is shared by its waiters: one request for many callers. */
+static void test_single_flight_shares_errors(void) {
+    emu_t e;
+    start(&e, "--latency-ms", "300");
+    emu_ctl(&e, "/_emulator/fault?kind=status:401");
+    enum { N = 8 };
+    static call_t calls[N];
+    for (int i = 0; i < N; i++) calls[i] = (call_t){.e = &e};
+    run_threads(calls, N);
+    int all_auth = 1;
+    for (int i = 0; i < N; i++) all_auth &= calls[i].rc == FINDITY_ERR_AUTH;
+    CHECK(all_auth, "every waiter got the refusal");
+    CHECK(emu_stat(&e, "client_credentials") == 1, "one request, got %ld", emu_stat(&e, "client_credentials"));
+    emu_stop(&e);
+}
+
+/* ---- expiry */
+
+/* 2 s tokens: margin 0.5 s, background refresh from 1 s left. For 5 s, a token is never served
+ * with less than the margin left, the server sees no refresh token twice, and about one request
+ * per lifetime is made. */
+static void test_short_tokens_rotate_in_background(void) {
+    emu_t e;
+    start(&e, "--lifetime", "2");
+    char cur[TOKEN_MAX] = "", t[TOKEN_MAX];
+    double first_seen = 0, t0 = now_ms();
+    int tokens = 0, late = 0, errors = 0;
+    while (now_ms() - t0 < 5000) {
+        double before = now_ms();
+        if (org(&e, t) != FINDITY_OK) {
+            errors++;
+        } else if (strcmp(t, cur) != 0) {
+            strcpy(cur, t);
+            first_seen = before;
+            tokens++;
+        } else if (before - first_seen > 1500 + 50) {
+            late++; /* served inside the 0.5 s hard margin */
+        }
+        usleep(20000);
+    }
+    CHECK(errors == 0, "%d errors", errors);
+    CHECK(late == 0, "%d calls got a token inside the hard margin", late);
+    CHECK(tokens >= 3 && tokens <= 6, "%d tokens in 5 s of 2 s tokens", tokens);
+    CHECK(emu_stat(&e, "refresh_token") >= 2, "renewed with refresh tokens: %ld", emu_stat(&e, "refresh_token"));
+    CHECK(emu_stat(&e, "refresh_reuse") == 0, "no refresh token used twice");
+    CHECK(emu_stat(&e, "client_credentials") == 1, "client credentials only once");
+    emu_stop(&e);
+}
+
+/* With 500 ms endpoint latency and 4 s tokens, only the first (cold) call waits on the network. */
+static void test_no_caller_waits_for_refresh(void) {
+    emu_t e;
+    start(&e, "--latency-ms", "500");
+    emu_ctl(&e, "/_emulator/config?lifetime=4");
+    enum { N = 4 };
+    static call_t calls[N];
+    char t[TOKEN_MAX];
+    CHECK(org(&e, t) == FINDITY_OK, "%s", last_error());
+    double t0 = now_ms();
+    int slow = 0, errors = 0, rounds = 0;
+    while (now_ms() - t0 < 9000) {
+        for (int i = 0; i < N; i++) calls[i] = (call_t){.e = &e};
+        run_threads(calls, N);
+        for (int i = 0; i < N; i++) {
+            errors += calls[i].rc != FINDITY_OK;
+            slow += calls[i].ms >= 400;
+        }
+        rounds++;
+        usleep(50000);
+    }
+    CHECK(errors == 0, "%d errors", errors);
+    CHECK(slow == 0, "%d of %d calls waited on the network", slow, rounds * N);
+    CHECK(emu_stat(&e, "refresh_token") >= 2, "background refreshes happened: %ld", emu_stat(&e, "refresh_token"));
+    emu_stop(&e);
+}
+
+/* ---- retries, timeouts, hostile answers */
+
+static void test_retries(void) {
+    emu_t e;
+    start(&e, NULL, NULL);
+    char t[TOKEN_MAX];
+    emu_ctl(&e, "/_emulator/fault?kind=status:503&count=2");
+    CHECK(org(&e, t) == FINDITY_OK, "503 twice then OK: %s", last_error());
+    CHECK(emu_stat(&e, "client_credentials") == 3, "three attempts, got %ld", emu_stat(&e, "client_credentials"));
+    findity_clear_cache();
+    emu_ctl(&e, "/_emulator/fault?kind=429&retry_after=1");
+    double t0 = now_ms();
+    CHECK(org(&e, t) == FINDITY_OK, "429 then OK: %s", last_error());
+    CHECK(now_ms() - t0 >= 950, "Retry-After honoured (%.0f ms)", now_ms() - t0);
+    findity_clear_cache();
+    emu_ctl(&e, "/_emulator/fault?endpoint=grant&kind=status:502");
+    CHECK(user(&e, "u-3", t) == FINDITY_OK, "authorization grant retried: %s", last_error());
+    CHECK(emu_stat(&e, "authorization_grant") == 2, "grants %ld", emu_stat(&e, "authorization_grant"));
+    /* A failed code exchange is retried with a new code, never replayed. */
+    findity_clear_cache();
+    emu_ctl(&e, "/_emulator/fault?kind=status:500&grant=authorization_code");
+    CHECK(user(&e, "u-4", t) == FINDITY_OK, "%s", last_error());
+    CHECK(emu_stat(&e, "code_reuse") == 0, "no code reused");
+    emu_stop(&e);
+}
+
+static void test_timeout_and_recovery(void) {
+    emu_t e;
+    start(&e, NULL, NULL);
+    char t[TOKEN_MAX];
+    CHECK(findity_set_option("timeout_ms", "1000") == FINDITY_OK, "%s", last_error());
+    emu_ctl(&e, "/_emulator/fault?kind=hang&count=0");
+    double t0 = now_ms();
+    CHECK(org(&e, t) == FINDITY_ERR_NETWORK, "hang → network error: %s", last_error());
+    double took = now_ms() - t0;
+    CHECK(took < 2000, "returned within timeout_ms + 1 s (%.0f ms)", took);
+    CHECK(strstr(last_error(), "timeout_ms") != NULL, "%s", last_error());
+    emu_ctl(&e, "/_emulator/fault/clear");
+    CHECK(findity_set_option("timeout_ms", "") == FINDITY_OK, "reset");
+    CHECK(org(&e, t) == FINDITY_OK, "next call not poisoned: %s", last_error());
+    emu_stop(&e);
+    /* Connection refused: the emulator is gone. */
+    CHECK(findity_set_option("timeout_ms", "800") == FINDITY_OK, "set");
+    t0 = now_ms();
+    CHECK(findity_get_token(e.url, "other-client", SECRET, t, sizeof t, NULL) == FINDITY_ERR_NETWORK, "refused");
+    CHECK(now_ms() - t0 < 1800, "retries stay inside timeout_ms");
+    CHECK(strstr(last_error(), "connect") != NULL, "%s", last_error());
+    findity_set_option("timeout_ms", "");
+}
+
+static void test_hostile_answers(void) {
+    emu_t e;
+    start(&e, NULL, NULL);
+    char t[TOKEN_MAX];
+    struct {
+        const char *fault;
+        uint32_t want;
+        const char *in_message;
+    } cases[] = {
+        {"kind=redirect", FINDITY_ERR_SERVER, "redirect"},
+        {"kind=malformed", FINDITY_ERR_SERVER, "not JSON"},
+        {"kind=no_access_token", FINDITY_ERR_SERVER, "no access_token"},
+        {"kind=huge", FINDITY_ERR_SERVER, "larger than"},
+        {"kind=expires_in:-5", FINDITY_ERR_SERVER, "expires_in"},
+        {"kind=expires_in:0", FINDITY_ERR_SERVER, "expires_in"},
+        {"kind=html&count=10", FINDITY_ERR_SERVER, "HTML"},
+        {"kind=invalid_grant", FINDITY_ERR_AUTH, "invalid_grant"},
+    };
+    findity_set_option("timeout_ms", "3000");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "/_emulator/fault?%s", cases[i].fault);
+        emu_ctl(&e, "/_emulator/fault/clear");
+        emu_ctl(&e, path);
+        findity_clear_cache();
+        uint32_t rc = org(&e, t);
+        CHECK(rc == cases[i].want, "%s: status %u (%s)", cases[i].fault, rc, last_error());
+        CHECK(strstr(last_error(), cases[i].in_message) != NULL, "%s: %s", cases[i].fault, last_error());
+    }
+    findity_set_option("timeout_ms", "");
+    CHECK(emu_stat(&e, "redirect_target_hits") == 0, "redirect not followed");
+    emu_ctl(&e, "/_emulator/fault/clear");
+    emu_ctl(&e, "/_emulator/fault?kind=expires_in:99999999999");
+    CHECK(org(&e, t) == FINDITY_OK, "absurd lifetime capped, token usable: %s", last_error());
+    findity_clear_cache();
+    emu_ctl(&e, "/_emulator/config?omit_expires_in=1");
+    CHECK(org(&e, t) == FINDITY_OK, "missing expires_in: %s", last_error());
+    emu_stop(&e);
+}
+
+/* A still-valid token keeps being served while the server fails. */
+static void test_valid_token_survives_outage(void) {
+    emu_t e;
+    start(&e, "--lifetime", "3");
+    char a[TOKEN_MAX], b[TOKEN_MAX];
+    CHECK(org(&e, a) == FINDITY_OK, "%s", last_error());
+    emu_ctl(&e, "/_emulator/fault?kind=status:503&count=0");
+    usleep(1700 * 1000); /* inside the refresh window (1.5 s left), outside the margin (0.75 s) */
+    int same = 1;
+    for (int i = 0; i < 10; i++) {
+        same &= org(&e, b) == FINDITY_OK && strcmp(a, b) == 0;
+        usleep(20000);
+    }
+    CHECK(same, "current token served while renewal fails");
+    emu_ctl(&e, "/_emulator/fault/clear");
+    usleep(1500 * 1000);
+    CHECK(org(&e, b) == FINDITY_OK && strcmp(a, b) != 0, "renewed once healthy: %s", last_error());
+    emu_stop(&e);
+}
+
+/* ---- TLS */
+
+static void test_tls_with_ca_file(void) {
+    char ca[] = "/tmp/findity-test-ca-XXXXXX";
+    int fd = mkstemp(ca);
+    close(fd);
+    emu_t e;
+    if (emu_start(&e, "--client", CLIENT ":" SECRET, "--tls", "--ca-out", ca, NULL) != 0) {
+        CHECK(0, "TLS emulator did not start");
+        return;
+    }
+    CHECK(strncmp(e.url, "https://", 8) == 0, "%s", e.url);
+    char t[TOKEN_MAX];
+    findity_set_option("timeout_ms", "5000");
+    CHECK(org(&e, t) == FINDITY_ERR_NETWORK, "untrusted certificate refused");
+    CHECK(strstr(last_error(), "certificate") != NULL && strstr(last_error(), "ca_file") != NULL, "%s", last_error());
+    CHECK(findity_set_option("ca_file", ca) == FINDITY_OK, "%s", last_error());
+    CHECK(org(&e, t) == FINDITY_OK, "trusted with ca_file: %s", last_error());
+    CHECK(user(&e, "tls-user", t) == FINDITY_OK, "user over TLS: %s", last_error());
+    findity_set_option("ca_file", "");
+    findity_set_option("timeout_ms", "");
+    emu_stop(&e);
+    unlink(ca);
+}
+
+/* ---- fork */
+
+static void *refresh_in_background(void *p) {
+    call_t *c = p;
+    c->rc = org(c->e, c->tok);
+    return NULL;
+}
+
+static void test_fork(void) {
+    emu_t e;
+    start(&e, "--latency-ms", "1000");
+    char t[TOKEN_MAX];
+    CHECK(org(&e, t) == FINDITY_OK, "%s", last_error());
+    /* Fork while another thread is inside a token request (holding the entry in flight). */
+    findity_clear_cache();
+    static call_t bg;
+    bg = (call_t){.e = &e};
+    pthread_t th;
+    pthread_create(&th, NULL, refresh_in_background, &bg);
+    usleep(300 * 1000);
+    double t0 = now_ms();
+    pid_t pid = fork();
+    if (pid == 0) {
+        char ct[TOKEN_MAX];
+        uint32_t rc = org(&e, ct);
+        uint32_t rc2 = user(&e, "forked-user", ct);
+        _exit(rc == FINDITY_OK && rc2 == FINDITY_OK ? 0 : 10 + (int)rc);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child got tokens (exit %d)", WEXITSTATUS(status));
+    CHECK(now_ms() - t0 < 5000, "child done within 5 s (%.0f ms)", now_ms() - t0);
+    pthread_join(th, NULL);
+    CHECK(bg.rc == FINDITY_OK, "parent's request finished");
+    /* A child inherits the parent's valid access token without a request. */
+    long before = emu_stat(&e, "client_credentials");
+    pid = fork();
+    if (pid == 0) {
+        char ct[TOKEN_MAX];
+        _exit(org(&e, ct) == FINDITY_OK && strcmp(ct, bg.tok) == 0 ? 0 : 1);
+    }
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child served the inherited token");
+    CHECK(emu_stat(&e, "client_credentials") == before, "without a request");
+    emu_stop(&e);
+}
+
+static void test_clear_cache(void) {
+    emu_t e;
+    start(&e, NULL, NULL);
+    char a[TOKEN_MAX], b[TOKEN_MAX];
+    CHECK(org(&e, a) == FINDITY_OK && user(&e, "u-9", a) == FINDITY_OK, "%s", last_error());
+    findity_clear_cache();
+    CHECK(org(&e, b) == FINDITY_OK, "%s", last_error());
+    CHECK(emu_stat(&e, "client_credentials") == 2, "cleared: new request");
+    CHECK(user(&e, "u-9", b) == FINDITY_OK && emu_stat(&e, "authorization_grant") == 2, "user cleared too");
+    emu_stop(&e);
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN);
+    struct {
+        const char *name;
+        void (*fn)(void);
+    } tests[] = {
+        {"version", test_version},
+        {"org_token_and_cache", test_org_token_and_cache},
+        {"buffer_too_small", test_buffer_too_small},
+        {"invalid_arguments", test_invalid_arguments},
+        {"last_error_buffer", test_last_error_buffer},
+        {"auth_error", test_auth_error},
+        {"user_token", test_user_token},
+        {"invalidate_uses_refresh_token_once", test_invalidate_uses_refresh_token_once},
+        {"refused_refresh_falls_back", test_refused_refresh_falls_back},
+        {"no_refresh_token_in_answer", test_no_refresh_token_in_answer},
+        {"single_flight", test_single_flight},
+        {"single_flight_shares_errors", test_single_flight_shares_errors},
+        {"short_tokens_rotate_in_background", test_short_tokens_rotate_in_background},
+        {"no_caller_waits_for_refresh", test_no_caller_waits_for_refresh},
+        {"retries", test_retries},
+        {"timeout_and_recovery", test_timeout_and_recovery},
+        {"hostile_answers", test_hostile_answers},
+        {"valid_token_survives_outage", test_valid_token_survives_outage},
+        {"tls_with_ca_file", test_tls_with_ca_file},
+        {"fork", test_fork},
+        {"clear_cache", test_clear_cache},
+    };
+    const char *only = getenv("FINDITY_TEST_ONLY");
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        if (only && !strstr(tests[i].name, only)) continue;
+        current = tests[i].name;
+        int f0 = failed;
+        double t0 = now_ms();
+        tests[i].fn();
+        printf("%-4s %-40s %6.0f ms\n", failed == f0 ? "ok" : "FAIL", current, now_ms() - t0);
+        fflush(stdout);
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
