@@ -346,6 +346,36 @@ static void test_short_tokens_rotate_in_background(void) {
     emu_stop(&e);
 }
 
+/* A slow background refresh (1.5 s, 4 s tokens: margin 1 s, window 2 s) is still running when the
+ * old token enters its hard margin: from then on callers wait for the refresh rather than get
+ * a token with less than the margin left. */
+static void test_hard_margin_with_slow_refresh(void) {
+    emu_t e;
+    start(&e, "--latency-ms", "1500");
+    emu_ctl(&e, "/_emulator/config?lifetime=4");
+    char cur[TOKEN_MAX] = "", t[TOKEN_MAX];
+    double first_seen = 0, t0 = now_ms();
+    int tokens = 0, late = 0, errors = 0;
+    while (now_ms() - t0 < 6500) {
+        double before = now_ms();
+        if (org(&e, t) != FINDITY_OK) {
+            errors++;
+        } else if (strcmp(t, cur) != 0) {
+            strcpy(cur, t);
+            first_seen = before;
+            tokens++;
+        } else if (before - first_seen > 3000 + 50) {
+            late++;
+        }
+        usleep(20000);
+    }
+    CHECK(errors == 0, "%d errors", errors);
+    CHECK(late == 0, "%d calls got a token inside the 1 s hard margin", late);
+    CHECK(tokens >= 2, "%d tokens", tokens);
+    CHECK(emu_stat(&e, "max_concurrent") == 1, "one request at a time");
+    emu_stop(&e);
+}
+
 /* With 500 ms endpoint latency and 4 s tokens, only the first (cold) call waits on the network. */
 static void test_no_caller_waits_for_refresh(void) {
     emu_t e;
@@ -586,6 +616,7 @@ int main(void) {
         {"single_flight", test_single_flight},
         {"single_flight_shares_errors", test_single_flight_shares_errors},
         {"short_tokens_rotate_in_background", test_short_tokens_rotate_in_background},
+        {"hard_margin_with_slow_refresh", test_hard_margin_with_slow_refresh},
         {"no_caller_waits_for_refresh", test_no_caller_waits_for_refresh},
         {"retries", test_retries},
         {"timeout_and_recovery", test_timeout_and_recovery},

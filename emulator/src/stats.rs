@@ -1,0 +1,112 @@
+//! Counters that tests assert on (`GET /_emulator/stats`, `Emulator::stats`).
+
+use std::collections::HashMap;
+
+/// Snapshot of the emulator's counters since start or the last reset.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Every request to the token endpoint (any grant, any outcome).
+    pub token_requests: u64,
+    /// Token requests with `grant_type=client_credentials`.
+    pub client_credentials: u64,
+    /// Token requests with `grant_type=refresh_token`.
+    pub refresh_token: u64,
+    /// Token requests with `grant_type=authorization_code`.
+    pub authorization_code: u64,
+    /// Every request to the authorization-grant endpoint.
+    pub authorization_grant: u64,
+    /// Requests to the resource API (other paths under `/api/`).
+    pub api_requests: u64,
+    /// Second (or later) use of a refresh token that was already used.
+    pub refresh_reuse: u64,
+    /// Second (or later) use of an authorization code that was already used.
+    pub code_reuse: u64,
+    /// Requests that arrived at `/_emulator/redirect-target`.
+    pub redirect_target_hits: u64,
+    /// Requests a fault was applied to.
+    pub faults_served: u64,
+    /// Most token+grant requests processed at the same time.
+    pub max_concurrent: u64,
+    /// Token+grant requests being processed now.
+    pub in_flight: u64,
+    /// Successful tokens issued per subject: `org:<client_id>` / `user:<user_id>`.
+    pub by_subject: HashMap<String, u64>,
+}
+
+impl Stats {
+    /// The JSON object served by `GET /_emulator/stats` (keys sorted).
+    pub fn to_json(&self) -> serde_json::Value {
+        let by_subject: serde_json::Map<String, serde_json::Value> = self
+            .by_subject
+            .iter()
+            .map(|(k, v)| (k.clone(), (*v).into()))
+            .collect();
+        serde_json::json!({
+            "token_requests": self.token_requests,
+            "client_credentials": self.client_credentials,
+            "refresh_token": self.refresh_token,
+            "authorization_code": self.authorization_code,
+            "authorization_grant": self.authorization_grant,
+            "api_requests": self.api_requests,
+            "refresh_reuse": self.refresh_reuse,
+            "code_reuse": self.code_reuse,
+            "redirect_target_hits": self.redirect_target_hits,
+            "faults_served": self.faults_served,
+            "max_concurrent": self.max_concurrent,
+            "in_flight": self.in_flight,
+            "by_subject": by_subject,
+        })
+    }
+
+    /// Parses the JSON of `GET /_emulator/stats` (missing fields are 0).
+    pub fn from_json(text: &str) -> Result<Stats, String> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let n = |k: &str| v.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+        let by_subject = v
+            .get("by_subject")
+            .and_then(|m| m.as_object())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, x)| (k.clone(), x.as_u64().unwrap_or(0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Stats {
+            token_requests: n("token_requests"),
+            client_credentials: n("client_credentials"),
+            refresh_token: n("refresh_token"),
+            authorization_code: n("authorization_code"),
+            authorization_grant: n("authorization_grant"),
+            api_requests: n("api_requests"),
+            refresh_reuse: n("refresh_reuse"),
+            code_reuse: n("code_reuse"),
+            redirect_target_hits: n("redirect_target_hits"),
+            faults_served: n("faults_served"),
+            max_concurrent: n("max_concurrent"),
+            in_flight: n("in_flight"),
+            by_subject,
+        })
+    }
+
+    /// Successful tokens issued for `subject` (`org:ID` / `user:ID`).
+    pub fn issued_for(&self, subject: &str) -> u64 {
+        self.by_subject.get(subject).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip() {
+        let mut s = Stats {
+            token_requests: 3,
+            max_concurrent: 2,
+            ..Stats::default()
+        };
+        s.by_subject.insert("org:demo-client".into(), 2);
+        let back = Stats::from_json(&s.to_json().to_string()).unwrap();
+        assert_eq!(back, s);
+    }
+}
