@@ -1,0 +1,57 @@
+# libfindity: the two commands a newcomer needs are `make demo` and `make test`.
+# Everything else here is a building block of those two.
+
+CARGO    ?= cargo
+CC       ?= gcc
+BUILD    := build
+DEBUG    := target/debug
+CFLAGS   ?= -std=c11 -O1 -g -Wall -Wextra -Werror -pthread
+EMULATOR := $(DEBUG)/findity-emulator
+
+.PHONY: all build release test demo test-rust test-c test-python test-csharp check-header lint clean
+
+all: build
+
+## Debug build of the library and the emulator (what the tests use).
+build:
+	$(CARGO) build --workspace
+
+## Release build of the shipped library (LTO, stripped).
+release:
+	$(CARGO) build --release -p findity
+
+## Every test suite, installing what a fresh machine lacks.
+test:
+	bash scripts/test.sh
+
+## Organization and user tokens from C, against the emulator.
+demo:
+	bash scripts/demo.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## The committed header must be what cbindgen generates from src/ffi.rs.
+check-header: build
+	@git diff --exit-code -- include/findity.h || { echo "include/findity.h is out of date: commit the regenerated header"; exit 1; }
+
+test-rust:
+	$(CARGO) test --workspace
+
+$(BUILD)/test_findity: tests/c/test_findity.c tests/c/emu.h include/findity.h build
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -Iinclude tests/c/test_findity.c -L$(DEBUG) -lfindity -Wl,-rpath,$(CURDIR)/$(DEBUG) -o $@
+
+test-c: $(BUILD)/test_findity
+	FINDITY_EMULATOR=$(EMULATOR) $(BUILD)/test_findity
+
+test-python: build
+	FINDITY_LIB_DIR=$(CURDIR)/$(DEBUG) FINDITY_EMULATOR=$(CURDIR)/$(EMULATOR) bash scripts/test-python.sh
+
+test-csharp: build
+	FINDITY_LIB_DIR=$(CURDIR)/$(DEBUG) FINDITY_EMULATOR=$(CURDIR)/$(EMULATOR) bash scripts/test-csharp.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf $(BUILD)

@@ -1,0 +1,61 @@
+/* libfindity demo: an organization token and a user token, then what an error looks like.
+ *   usage: demo BASE_URL CLIENT_ID USER_ID   (the client secret comes from FINDITY_CLIENT_SECRET)
+ * Tokens are printed shortened: a real program sends them, it never prints them. */
+#define _POSIX_C_SOURCE 200809L
+#include <findity.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void print_error(const char *what, uint32_t status) {
+    char msg[1024];
+    size_t len = 0;
+    findity_last_error(msg, sizeof msg, &len);
+    printf("%s failed: status %u, HTTP %u: %s\n", what, status, findity_last_http_status(), msg);
+}
+
+static double now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 4 || !getenv("FINDITY_CLIENT_SECRET")) {
+        fprintf(stderr, "usage: FINDITY_CLIENT_SECRET=... %s BASE_URL CLIENT_ID USER_ID\n", argv[0]);
+        return 2;
+    }
+    const char *base = argv[1], *client = argv[2], *user = argv[3];
+    const char *secret = getenv("FINDITY_CLIENT_SECRET");
+    printf("libfindity %s, base URL %s\n", findity_version(), base);
+
+    char token[4096];
+    size_t len = 0;
+    double t0 = now_us();
+    uint32_t rc = findity_get_token(base, client, secret, token, sizeof token, &len);
+    if (rc != FINDITY_OK) {
+        print_error("organization token", rc);
+        return 1;
+    }
+    double t1 = now_us();
+    printf("organization token: %.8s… (%zu chars) in %.1f ms\n", token, len, (t1 - t0) / 1e3);
+
+    rc = findity_get_token(base, client, secret, token, sizeof token, &len);
+    double t2 = now_us();
+    printf("again, from the cache: %.8s… in %.1f µs\n", token, t2 - t1);
+
+    rc = findity_user_token(base, client, secret, user, token, sizeof token, &len);
+    if (rc != FINDITY_OK) {
+        print_error("user token", rc);
+        return 1;
+    }
+    printf("user token for %s: %.8s… (%zu chars)\n", user, token, len);
+
+    /* What a mistake looks like: the message says what failed, where and why. */
+    rc = findity_get_token(base, client, "not-the-secret", token, sizeof token, &len);
+    print_error("with a wrong secret (expected)", rc);
+    rc = findity_user_token(base, client, secret, "unknown-employee", token, sizeof token, &len);
+    print_error("for an unknown user (expected)", rc);
+    return 0;
+}

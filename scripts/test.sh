@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The test command: every suite, installing what a fresh machine lacks (C compiler, Python venv
+# with pytest, Mono). Suites run even when an earlier one failed; the exit code says if any did.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/common.sh
+
+need_c_compiler
+passed=0
+failed=0
+failures=()
+suite() {
+    local name=$1
+    shift
+    echo
+    echo "=============== $name: $*"
+    local t0=$SECONDS
+    if "$@"; then
+        passed=$((passed + 1))
+        echo "--------------- $name: ok ($((SECONDS - t0)) s)"
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+        echo "--------------- $name: FAILED ($((SECONDS - t0)) s)"
+    fi
+}
+
+suite build make build
+suite header make check-header
+suite lint make lint
+suite rust make test-rust
+suite c make test-c
+suite python make test-python
+suite csharp make test-csharp
+
+echo
+[ "$failed" = 0 ] || echo "failed suites: ${failures[*]}"
+echo "suites: $passed passed, $failed failed"
+[ "$failed" = 0 ]
