@@ -8,7 +8,7 @@ DEBUG    := target/debug
 CFLAGS   ?= -std=c11 -O1 -g -Wall -Wextra -Werror -pthread
 EMULATOR := $(DEBUG)/findity-emulator
 
-.PHONY: all build release test demo test-rust test-c test-python test-csharp check-header lint clean
+.PHONY: all build release test demo test-rust test-c test-python test-csharp check-header check-deps lint clean
 
 all: build
 
@@ -35,6 +35,12 @@ lint:
 ## The committed header must be what cbindgen generates from src/ffi.rs.
 check-header: build
 	@git diff --exit-code -- include/findity.h || { echo "include/findity.h is out of date: commit the regenerated header"; exit 1; }
+
+## The shipped .so links no OpenSSL: TLS is rustls, trust roots are built in or from ca_file.
+check-deps: build
+	@! readelf -d $(DEBUG)/libfindity.so | grep -E 'NEEDED.*(ssl|crypto)' || { echo "libfindity.so links OpenSSL"; exit 1; }
+	@! $(CARGO) tree -p findity -e normal -i openssl-sys >/dev/null 2>&1 || { echo "openssl-sys is in the dependency tree"; exit 1; }
+	@echo "no OpenSSL: $$(readelf -d $(DEBUG)/libfindity.so | grep -c NEEDED) shared libraries needed, none of them OpenSSL"
 
 test-rust:
 	$(CARGO) test --workspace

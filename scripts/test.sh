@@ -27,6 +27,7 @@ suite() {
 
 suite build make build
 suite header make check-header
+suite deps make check-deps
 suite lint make lint
 suite rust make test-rust
 suite c make test-c
