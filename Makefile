@@ -8,7 +8,7 @@ DEBUG    := target/debug
 CFLAGS   ?= -std=c11 -O1 -g -Wall -Wextra -Werror -pthread
 EMULATOR := $(DEBUG)/findity-emulator
 
-.PHONY: all build release test demo test-rust test-c test-python test-csharp check-header check-deps lint clean
+.PHONY: all build release test demo test-rust test-c test-c-valgrind test-python test-csharp check-header check-deps lint clean
 
 all: build
 
@@ -51,6 +51,14 @@ $(BUILD)/test_findity: tests/c/test_findity.c tests/c/emu.h include/findity.h bu
 
 test-c: $(BUILD)/test_findity
 	FINDITY_EMULATOR=$(EMULATOR) $(BUILD)/test_findity
+
+## The C suite under memcheck: zero errors and no definite leaks, or it fails. Wall-clock
+## assertions are skipped (valgrind is ~20x slower); see tests/c/valgrind.supp for ring's asm.
+VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+            --show-leak-kinds=definite --child-silent-after-fork=yes --suppressions=tests/c/valgrind.supp
+test-c-valgrind: $(BUILD)/test_findity
+	@command -v valgrind >/dev/null || { . scripts/common.sh; apt_install valgrind; }
+	FINDITY_TEST_NO_TIMING=1 FINDITY_EMULATOR=$(EMULATOR) $(VALGRIND) $(BUILD)/test_findity
 
 test-python: build
 	FINDITY_LIB_DIR=$(CURDIR)/$(DEBUG) FINDITY_EMULATOR=$(CURDIR)/$(EMULATOR) bash scripts/test-python.sh

@@ -31,6 +31,7 @@ suite deps make check-deps
 suite lint make lint
 suite rust make test-rust
 suite c make test-c
+suite c-valgrind make test-c-valgrind
 suite python make test-python
 suite csharp make test-csharp
 
