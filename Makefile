@@ -8,7 +8,7 @@ DEBUG    := target/debug
 CFLAGS   ?= -std=c11 -O1 -g -Wall -Wextra -Werror -pthread
 EMULATOR := $(DEBUG)/findity-emulator
 
-.PHONY: all build release test demo test-rust test-c test-c-valgrind test-python test-csharp check-header check-deps lint clean
+.PHONY: all build release test demo test-rust test-c test-c-valgrind test-python test-csharp check-header check-deps lint soak clean
 
 all: build
 
@@ -65,6 +65,10 @@ test-python: build
 
 test-csharp: build
 	FINDITY_LIB_DIR=$(CURDIR)/$(DEBUG) FINDITY_EMULATOR=$(CURDIR)/$(EMULATOR) bash scripts/test-csharp.sh
+
+## 60 s soak (the test command runs a 5 s one): 8 threads, 2 s tokens, injected faults.
+soak:
+	FINDITY_SOAK_SECS=60 $(CARGO) test --test soak -- --nocapture
 
 clean:
 	$(CARGO) clean

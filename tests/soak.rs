@@ -1,0 +1,191 @@
+//! Soak: 8 threads mixing organization and user tokens, invalidations and cache clears against
+//! 2-second tokens while recoverable faults are injected. Afterwards: no single-use grant used
+//! twice, no failed call (every fault is one a retry or fallback absorbs), far fewer token
+//! requests than calls, and no growth of threads or resident memory after warm-up.
+//! FINDITY_SOAK_SECS sets the length: 5 s in the test command, 60 s in `make soak`.
+
+use findity::ffi::*;
+use findity_emulator::{Config, Emulator, Fault};
+use std::ffi::{CStr, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const ID: &str = "soak-client";
+const SECRET: &str = "soak-secret-8e21aa";
+
+fn c(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+fn token(url: &str, user: Option<&str>) -> Result<(), String> {
+    let (u, id, sec) = (c(url), c(ID), c(SECRET));
+    let mut buf = [0u8; 512];
+    let mut len = 0;
+    let rc = unsafe {
+        match user {
+            None => findity_get_token(
+                u.as_ptr(),
+                id.as_ptr(),
+                sec.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut len,
+            ),
+            Some(user) => {
+                let user = c(user);
+                findity_user_token(
+                    u.as_ptr(),
+                    id.as_ptr(),
+                    sec.as_ptr(),
+                    user.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    &mut len,
+                )
+            }
+        }
+    };
+    if rc == FINDITY_OK {
+        return Ok(());
+    }
+    let mut msg = [0u8; 2048];
+    unsafe { findity_last_error(msg.as_mut_ptr().cast(), msg.len(), &mut len) };
+    Err(format!(
+        "status {rc}: {}",
+        CStr::from_bytes_until_nul(&msg).unwrap().to_string_lossy()
+    ))
+}
+
+fn invalidate(url: &str, user: Option<&str>) {
+    let user = user.map(c);
+    let p = user.as_ref().map_or(std::ptr::null(), |u| u.as_ptr());
+    assert_eq!(
+        unsafe { findity_invalidate(c(url).as_ptr(), c(ID).as_ptr(), p) },
+        FINDITY_OK
+    );
+}
+
+/// (threads, resident KiB) of this process.
+fn footprint() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("Threads:"), field("VmRSS:"))
+}
+
+#[test]
+fn soak() {
+    let secs: u64 = std::env::var("FINDITY_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let emu = Emulator::start(Config {
+        lifetime_secs: 2,
+        clients: vec![(ID.into(), SECRET.into())],
+        quiet: true,
+        ..Config::default()
+    })
+    .unwrap();
+    let url = emu.url();
+    let users = [None, Some("soak-a"), Some("soak-b"), Some("soak-c")];
+    token(&url, None).unwrap();
+    // The library's own threads once it is in use (the HTTP client's runtime), the test harness's.
+    let base_threads = footprint().0;
+    let done = AtomicBool::new(false);
+    let start = Instant::now();
+    let warm = Duration::from_secs(secs).mul_f64(0.3);
+    let (mut warm_fp, mut calls, mut errors) = ((0, 0), 0usize, Vec::new());
+    std::thread::scope(|s| {
+        // Faults a client must absorb: single 5xx, 429 with a short Retry-After, a refresh cut off.
+        s.spawn(|| {
+            let kinds = [
+                "endpoint=token&kind=status:503",
+                "endpoint=grant&kind=status:502",
+                "endpoint=token&kind=429&retry_after=0",
+                "endpoint=token&grant=refresh_token&kind=reset",
+                "endpoint=token&grant=refresh_token&kind=invalid_grant",
+            ];
+            let mut i = 0;
+            while !done.load(Ordering::Relaxed) {
+                let q = kinds[i % kinds.len()];
+                emu.add_fault(
+                    Fault::from_params(q.split('&').map(|kv| kv.split_once('=').unwrap())).unwrap(),
+                );
+                i += 1;
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+        let workers: Vec<_> = (0..8)
+            .map(|t| {
+                let url = url.clone();
+                s.spawn(move || {
+                    let (mut n, mut errs) = (0usize, Vec::new());
+                    while start.elapsed() < Duration::from_secs(secs) {
+                        let user = users[(t + n) % users.len()];
+                        if let Err(e) = token(&url, user) {
+                            errs.push(e);
+                        }
+                        if n % 97 == 13 {
+                            invalidate(&url, user);
+                        }
+                        if t == 0 && n % 700 == 699 {
+                            findity_clear_cache();
+                        }
+                        n += 1;
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    (n, errs)
+                })
+            })
+            .collect();
+        std::thread::sleep(warm);
+        warm_fp = footprint();
+        for w in workers {
+            let (n, e) = w.join().unwrap();
+            calls += n;
+            errors.extend(e);
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    // Background refreshes still landing finish within the timeout; give them a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    let end_fp = footprint();
+    let st = emu.stats();
+    let requests = st.client_credentials + st.refresh_token + st.authorization_code;
+    eprintln!(
+        "soak {secs} s: {calls} calls, {requests} token requests, {} faults served, threads {base_threads} before, {} at warm-up, {} after; RSS {} -> {} KiB",
+        st.faults_served, warm_fp.0, end_fp.0, warm_fp.1, end_fp.1
+    );
+    assert!(
+        errors.is_empty(),
+        "{} failed calls, first: {}",
+        errors.len(),
+        errors[0]
+    );
+    assert_eq!(st.refresh_reuse, 0, "a refresh token was used twice");
+    assert_eq!(st.code_reuse, 0, "a code was used twice");
+    assert!(st.faults_served > 0, "no fault was injected");
+    assert!(
+        requests * 10 < calls as u64,
+        "{requests} requests for {calls} calls"
+    );
+    // The soak's own 9 threads are gone at the end; the library's must not have piled up.
+    assert!(
+        end_fp.0 <= warm_fp.0,
+        "threads grew: {} -> {}",
+        warm_fp.0,
+        end_fp.0
+    );
+    assert!(
+        end_fp.1 < warm_fp.1 + 8 * 1024,
+        "RSS grew: {} -> {} KiB",
+        warm_fp.1,
+        end_fp.1
+    );
+}
