@@ -1,0 +1,775 @@
+// Tests of the C# wrapper against findity-emulator. Compiled with the library sources by
+// scripts/test-csharp.sh (mcs) and run with mono. Environment: FINDITY_EMULATOR (path of
+// findity-emulator), FINDITY_HEADER (include/findity.h, optional). Each test is a static method
+// named Test*; prints "ok name" / "FAIL name: why" and closes with "N passed, M failed".
+
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using System.Linq;
+using System.Net;
+using System.Net.Http;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Reflection;
+using System.Text;
+using System.Text.RegularExpressions;
+using System.Threading;
+using System.Threading.Tasks;
+using Findity.Auth;
+
+namespace Findity.Auth.Tests
+{
+    internal sealed class TestFailure : Exception
+    {
+        public TestFailure(string message) : base(message) { }
+    }
+
+    /// <summary>findity-emulator as a child process; exits when its stdin closes.</summary>
+    internal sealed class Emulator : IDisposable
+    {
+        private readonly Process process;
+        private readonly HttpClient http;
+        public readonly string Url;
+
+        public Emulator(string path, string clientId, string secret)
+        {
+            var psi = new ProcessStartInfo(path,
+                "--port 0 --quiet --exit-on-stdin-close --client " + clientId + ":" + secret);
+            psi.UseShellExecute = false;
+            psi.RedirectStandardInput = true;
+            psi.RedirectStandardOutput = true;
+            process = Process.Start(psi);
+            Task<string> line = process.StandardOutput.ReadLineAsync();
+            if (!line.Wait(TimeSpan.FromSeconds(15)) || line.Result == null || !line.Result.StartsWith("http://"))
+            {
+                try { process.Kill(); } catch (Exception) { }
+                throw new Exception("findity-emulator did not print its URL");
+            }
+            Url = line.Result.Trim();
+            http = new HttpClient(new HttpClientHandler { UseProxy = false });
+            http.Timeout = TimeSpan.FromSeconds(30);
+        }
+
+        public string Post(string pathAndQuery)
+        {
+            using (var r = http.PostAsync(Url + pathAndQuery, new StringContent("")).GetAwaiter().GetResult())
+            {
+                string body = r.Content.ReadAsStringAsync().GetAwaiter().GetResult();
+                if (!r.IsSuccessStatusCode)
+                    throw new Exception("emulator " + pathAndQuery + " answered " + (int)r.StatusCode + ": " + body);
+                return body;
+            }
+        }
+
+        public void Reset() { Post("/_emulator/reset"); }
+
+        public Dictionary<string, long> Stats()
+        {
+            string json = http.GetStringAsync(Url + "/_emulator/stats").GetAwaiter().GetResult();
+            var d = new Dictionary<string, long>();
+            foreach (Match m in Regex.Matches(json, "\"([a-z_]+)\"\\s*:\\s*(\\d+)"))
+                d[m.Groups[1].Value] = long.Parse(m.Groups[2].Value);
+            return d;
+        }
+
+        public long Stat(string name)
+        {
+            long v;
+            return Stats().TryGetValue(name, out v) ? v : 0;
+        }
+
+        /// <summary>GET a resource path with a bearer token: (status, body).</summary>
+        public KeyValuePair<int, string> Api(string path, string token)
+        {
+            var req = new HttpRequestMessage(HttpMethod.Get, Url + path);
+            req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            using (var r = http.SendAsync(req).GetAwaiter().GetResult())
+                return new KeyValuePair<int, string>((int)r.StatusCode,
+                    r.Content.ReadAsStringAsync().GetAwaiter().GetResult());
+        }
+
+        public void Dispose()
+        {
+            http.Dispose();
+            try { process.StandardInput.Close(); } catch (Exception) { }
+            if (!process.WaitForExit(5000))
+            {
+                try { process.Kill(); } catch (Exception) { }
+            }
+        }
+    }
+
+    /// <summary>A loopback resource server that records requests and answers from a script.</summary>
+    internal sealed class ResourceServer : IDisposable
+    {
+        public sealed class Seen
+        {
+            public string Method, Authorization, Trace, ContentType, Body;
+        }
+
+        private readonly HttpListener listener = new HttpListener();
+        private readonly Thread thread;
+        private readonly Func<int, int> statusFor; // request index (0-based) -> HTTP status
+        public readonly List<Seen> Requests = new List<Seen>();
+        public readonly string Url;
+
+        public ResourceServer(Func<int, int> statusFor)
+        {
+            this.statusFor = statusFor;
+            var probe = new TcpListener(IPAddress.Loopback, 0);
+            probe.Start();
+            int port = ((IPEndPoint)probe.LocalEndpoint).Port;
+            probe.Stop();
+            Url = "http://127.0.0.1:" + port + "/";
+            listener.Prefixes.Add(Url);
+            listener.Start();
+            thread = new Thread(Serve) { IsBackground = true };
+            thread.Start();
+        }
+
+        private void Serve()
+        {
+            while (listener.IsListening)
+            {
+                HttpListenerContext ctx;
+                try { ctx = listener.GetContext(); }
+                catch (Exception) { return; }
+                var seen = new Seen();
+                seen.Method = ctx.Request.HttpMethod;
+                seen.Authorization = ctx.Request.Headers["Authorization"];
+                seen.Trace = ctx.Request.Headers["X-Trace"];
+                seen.ContentType = ctx.Request.ContentType;
+                using (var reader = new StreamReader(ctx.Request.InputStream, Encoding.UTF8))
+                    seen.Body = reader.ReadToEnd();
+                int index;
+                lock (Requests)
+                {
+                    index = Requests.Count;
+                    Requests.Add(seen);
+                }
+                int status = statusFor(index);
+                byte[] body = Encoding.UTF8.GetBytes(status == 200 ? "done " + index : "no");
+                ctx.Response.StatusCode = status;
+                ctx.Response.ContentLength64 = body.Length;
+                ctx.Response.OutputStream.Write(body, 0, body.Length);
+                ctx.Response.Close();
+            }
+        }
+
+        public void Dispose()
+        {
+            try { listener.Stop(); listener.Close(); } catch (Exception) { }
+        }
+    }
+
+    internal static class Tests
+    {
+        private const string ClientId = "demo-client";
+        private static string Secret;
+        private static Emulator Emu;
+        private static string HeaderPath;
+
+        // ---------------------------------------------------------------- runner
+
+        public static int Main(string[] args)
+        {
+            string emulatorPath = Environment.GetEnvironmentVariable("FINDITY_EMULATOR");
+            HeaderPath = Environment.GetEnvironmentVariable("FINDITY_HEADER");
+            if (string.IsNullOrEmpty(emulatorPath))
+            {
+                Console.WriteLine("FINDITY_EMULATOR is not set");
+                Console.WriteLine("0 passed, 1 failed");
+                return 1;
+            }
+            Secret = "s3cret-" + Guid.NewGuid().ToString("N");
+            var sw = Stopwatch.StartNew();
+            int passed = 0, failed = 0;
+            using (Emu = new Emulator(emulatorPath, ClientId, Secret))
+            {
+                var tests = typeof(Tests).GetMethods(BindingFlags.Static | BindingFlags.NonPublic | BindingFlags.Public)
+                    .Where(m => m.Name.StartsWith("Test") && m.GetParameters().Length == 0)
+                    .OrderBy(m => m.MetadataToken)
+                    .ToList();
+                foreach (MethodInfo m in tests)
+                {
+                    if (args.Length > 0 && !args.Any(a => m.Name.Contains(a))) continue;
+                    string name = m.Name.Substring(4);
+                    string why = Run(m);
+                    if (why == null)
+                    {
+                        passed++;
+                        Console.WriteLine("ok " + name);
+                    }
+                    else
+                    {
+                        failed++;
+                        Console.WriteLine("FAIL " + name + ": " + why.Replace('\n', ' '));
+                        if (why.StartsWith("timed out")) break; // a stuck thread: stop here
+                    }
+                }
+            }
+            Console.WriteLine("# " + sw.Elapsed.TotalSeconds.ToString("0.0") + " s");
+            Console.WriteLine(passed + " passed, " + failed + " failed");
+            return failed == 0 && passed > 0 ? 0 : 1;
+        }
+
+        private static string Run(MethodInfo m)
+        {
+            string why = null;
+            var t = new Thread(() =>
+            {
+                try
+                {
+                    Fresh();
+                    m.Invoke(null, null);
+                }
+                catch (TargetInvocationException e)
+                {
+                    Exception inner = e.InnerException;
+                    why = inner is TestFailure ? inner.Message : inner.GetType().Name + ": " + inner.Message;
+                }
+                catch (Exception e)
+                {
+                    why = "setup: " + e.GetType().Name + ": " + e.Message;
+                }
+            });
+            t.IsBackground = true;
+            t.Start();
+            if (!t.Join(TimeSpan.FromSeconds(60))) return "timed out after 60 s";
+            return why;
+        }
+
+        // Every test starts on a fresh emulator and an empty cache with default options.
+        private static void Fresh()
+        {
+            Emu.Reset();
+            FindityAuth.ClearCache();
+            foreach (var o in new[] { "timeout_ms", "connect_timeout_ms", "ca_file", "proxy", "user_agent" })
+                FindityAuth.SetOption(o, "");
+            FindityAuth.InitialBufferSize = 512;
+        }
+
+        // ---------------------------------------------------------------- asserts
+
+        private static void Check(bool cond, string what)
+        {
+            if (!cond) throw new TestFailure(what);
+        }
+
+        private static void Eq<T>(T expected, T actual, string what)
+        {
+            if (!EqualityComparer<T>.Default.Equals(expected, actual))
+                throw new TestFailure(what + ": expected " + expected + ", got " + actual);
+        }
+
+        private static T Throws<T>(Action a, string what) where T : Exception
+        {
+            try
+            {
+                a();
+            }
+            catch (T e)
+            {
+                return e;
+            }
+            catch (Exception e)
+            {
+                throw new TestFailure(what + ": expected " + typeof(T).Name + ", got " + e.GetType().Name + ": " + e.Message);
+            }
+            throw new TestFailure(what + ": expected " + typeof(T).Name + ", nothing was thrown");
+        }
+
+        private static void NoTraffic(string what)
+        {
+            var s = Emu.Stats();
+            Eq(0L, s["token_requests"], what + ": token_requests");
+            Eq(0L, s["authorization_grant"], what + ": authorization_grant");
+        }
+
+        private static HttpClient Client(HttpMessageHandler h)
+        {
+            var c = new HttpClient(h);
+            c.Timeout = TimeSpan.FromSeconds(30);
+            return c;
+        }
+
+        private static HttpResponseMessage Get(HttpClient c, string url)
+        {
+            return c.GetAsync(url).GetAwaiter().GetResult();
+        }
+
+        // ---------------------------------------------------------------- version and codes
+
+        private static void TestVersionIsTheLibrarysVersion()
+        {
+            string v = FindityAuth.Version;
+            Check(Regex.IsMatch(v, @"^\d+\.\d+\.\d+$"), "version format: " + v);
+            if (!string.IsNullOrEmpty(HeaderPath))
+            {
+                string h = File.ReadAllText(HeaderPath);
+                Func<string, string> def = n => Regex.Match(h, "#define " + n + @"\s+(\d+)").Groups[1].Value;
+                Eq(def("FINDITY_VERSION_MAJOR") + "." + def("FINDITY_VERSION_MINOR") + "." + def("FINDITY_VERSION_PATCH"),
+                    v, "version vs findity.h");
+            }
+        }
+
+        private static void TestStatusEnumMirrorsTheHeader()
+        {
+            var names = new Dictionary<string, FindityStatus>
+            {
+                { "FINDITY_OK", FindityStatus.Ok },
+                { "FINDITY_ERR_INVALID_ARGUMENT", FindityStatus.InvalidArgument },
+                { "FINDITY_ERR_BUFFER_TOO_SMALL", FindityStatus.BufferTooSmall },
+                { "FINDITY_ERR_NETWORK", FindityStatus.Network },
+                { "FINDITY_ERR_AUTH", FindityStatus.Auth },
+                { "FINDITY_ERR_SERVER", FindityStatus.Server },
+                { "FINDITY_ERR_INTERNAL", FindityStatus.Internal },
+            };
+            Eq(7, Enum.GetValues(typeof(FindityStatus)).Length, "enum size");
+            Eq(4, (int)FindityStatus.Auth, "Auth");
+            Eq((uint)NativeMethods.FINDITY_ERR_SERVER, (uint)FindityStatus.Server, "Server");
+            if (string.IsNullOrEmpty(HeaderPath)) return;
+            string h = File.ReadAllText(HeaderPath);
+            foreach (var kv in names)
+            {
+                var m = Regex.Match(h, "#define " + kv.Key + @"\s+(\d+)");
+                Check(m.Success, kv.Key + " in findity.h");
+                Eq(int.Parse(m.Groups[1].Value), (int)kv.Value, kv.Key);
+            }
+        }
+
+        // ---------------------------------------------------------------- tokens
+
+        private static void TestGetTokenIsCachedAndAccepted()
+        {
+            string t1 = FindityAuth.GetToken(Emu.Url, ClientId, Secret);
+            string t2 = FindityAuth.GetToken(Emu.Url, ClientId, Secret);
+            Check(t1.Length > 0, "token is empty");
+            Eq(t1, t2, "cached token");
+            Eq(1L, Emu.Stat("token_requests"), "token_requests");
+            Eq(1L, Emu.Stat("client_credentials"), "client_credentials");
+            var r = Emu.Api("/api/v1/me", t1);
+            Eq(200, r.Key, "resource status");
+            Check(r.Value.Contains("org:" + ClientId), "subject: " + r.Value);
+        }
+
+        private static void TestBufferGrowsWithoutNewRequest()
+        {
+            // The size query of the C ABI itself: NULL buffer, length 0.
+            UIntPtr needed;
+            byte[] b = Encoding.UTF8.GetBytes(Emu.Url + "\0"), c = Encoding.UTF8.GetBytes(ClientId + "\0"),
+                s = Encoding.UTF8.GetBytes(Secret + "\0");
+            uint st = NativeMethods.findity_get_token(b, c, s, null, UIntPtr.Zero, out needed);
+            Eq(NativeMethods.FINDITY_ERR_BUFFER_TOO_SMALL, st, "status of a size query");
+            Check(needed.ToUInt64() > 4, "needed length " + needed);
+            // The wrapper from a 4-byte buffer: grows to the size asked for, no second request.
+            FindityAuth.InitialBufferSize = 4;
+            string t = FindityAuth.GetToken(Emu.Url, ClientId, Secret);
+            Eq((int)needed.ToUInt64(), Encoding.UTF8.GetByteCount(t), "token length");
+            string u = FindityAuth.GetUserToken(Emu.Url, ClientId, Secret, "alice");
+            Check(u.Length > 4 && u != t, "user token through a small buffer");
+            Eq(1L, Emu.Stat("client_credentials"), "client_credentials");
+            Eq(2L, Emu.Stat("token_requests"), "token_requests (org + code exchange)");
+            Eq(200, Emu.Api("/api/v1/me", t).Key, "grown token is accepted");
+            // A long error message through a small buffer too.
+            var e = Throws<FindityAuthException>(() => FindityAuth.GetToken(Emu.Url, "other-client", "x"), "bad client");
+            Check(e.Message.Length > 20, "message read in full: " + e.Message);
+        }
+
+        private static void TestGetUserTokenIsPerUserAndCached()
+        {
+            string org = FindityAuth.GetToken(Emu.Url, ClientId, Secret);
+            string alice = FindityAuth.GetUserToken(Emu.Url, ClientId, Secret, "alice");
+            string again = FindityAuth.GetUserToken(Emu.Url, ClientId, Secret, "alice");
+            string bob = FindityAuth.GetUserToken(Emu.Url, ClientId, Secret, "bob");
+            Check(alice != org && bob != alice, "distinct tokens");
+            Eq(alice, again, "cached user token");
+            var s = Emu.Stats();
+            Eq(1L, s["client_credentials"], "client_credentials");
+            Eq(2L, s["authorization_grant"], "authorization_grant");
+            Eq(2L, s["authorization_code"], "authorization_code");
+            var r = Emu.Api("/api/v1/me", alice);
+            Eq(200, r.Key, "resource status");
+            Check(r.Value.Contains("user:alice"), "subject: " + r.Value);
+        }
+
+        private static void TestInvalidateOrganizationToken()
+        {
+            string t1 = FindityAuth.GetToken(Emu.Url, ClientId, Secret);
+            FindityAuth.Invalidate(Emu.Url, ClientId);
+            string t2 = FindityAuth.GetToken(Emu.Url, ClientId, Secret);
+            Check(t1 != t2, "new token after Invalidate");
+            Eq(1L, Emu.Stat("client_credentials"), "client_credentials");
+            Eq(1L, Emu.Stat("refresh_token"), "refresh_token");
+            Eq(200, Emu.Api("/api/v1/me", t2).Key, "new token accepted");
+        }
+
+        private static void TestInvalidateUserTokenOnly()
+        {
+            string org = FindityAuth.GetToken(Emu.Url, ClientId, Secret);
+            string u1 = FindityAuth.GetUserToken(Emu.Url, ClientId, Secret, "alice");
+            FindityAuth.Invalidate(Emu.Url, ClientId, "alice");
+            string u2 = FindityAuth.GetUserToken(Emu.Url, ClientId, Secret, "alice");
+            Check(u1 != u2, "new user token");
+            Eq(org, FindityAuth.GetToken(Emu.Url, ClientId, Secret), "organization token kept");
+            Eq(1L, Emu.Stat("client_credentials"), "client_credentials");
+            var r = Emu.Api("/api/v1/me", u2);
+            Check(r.Key == 200 && r.Value.Contains("user:alice"), "renewed user token: " + r.Key + " " + r.Value);
+        }
+
+        private static void TestInvalidateWithNothingCached()
+        {
+            FindityAuth.Invalidate(Emu.Url, ClientId);
+            FindityAuth.Invalidate(Emu.Url, ClientId, "nobody-yet");
+            FindityAuth.Invalidate("production", "some-client", null);
+            NoTraffic("Invalidate");
+        }
+
+        private static void TestClearCacheForgetsEverything()
+        {
+            string org = FindityAuth.GetToken(Emu.Url, ClientId, Secret);
+            string user = FindityAuth.GetUserToken(Emu.Url, ClientId, Secret, "alice");
+            long before = Emu.Stat("token_requests");
+            FindityAuth.ClearCache();
+            Check(FindityAuth.GetToken(Emu.Url, ClientId, Secret) != org, "new organization token");
+            Check(FindityAuth.GetUserToken(Emu.Url, ClientId, Secret, "alice") != user, "new user token");
+            Check(Emu.Stat("token_requests") >= before + 2, "requests after ClearCache");
+        }
+
+        // ---------------------------------------------------------------- options
+
+        private static void TestSetOptionAcceptsAndResets()
+        {
+            FindityAuth.SetOption("timeout_ms", "5000");
+            FindityAuth.SetOption("connect_timeout_ms", "2000");
+            FindityAuth.SetOption("user_agent", "erp-connector/1.0");
+            FindityAuth.SetOption("proxy", "http://127.0.0.1:3128");
+            FindityAuth.SetOption("proxy", "");
+            Check(FindityAuth.GetToken(Emu.Url, ClientId, Secret).Length > 0, "token with options set");
+            FindityAuth.SetOption("timeout_ms", "");
+            FindityAuth.SetOption("user_agent", "");
+        }
+
+        private static void TestSetOptionRejectsBadOptions()
+        {
+            var cases = new[]
+            {
+                new[] { "no_such_option", "1" },
+                new[] { "timeout_ms", "abc" },
+                new[] { "timeout_ms", "0" },
+                new[] { "user_agent", "bad\nagent" },
+                new[] { "ca_file", "/nonexistent/ca.pem" },
+                new[] { "proxy", "not a url" },
+                new[] { null, "1" },
+                new[] { "timeout_ms", null },
+            };
+            foreach (var c in cases)
+            {
+                string what = "SetOption(" + (c[0] ?? "null") + ", " + (c[1] ?? "null") + ")";
+                var e = Throws<FindityArgumentException>(() => FindityAuth.SetOption(c[0], c[1]), what);
+                Check(e is ArgumentException, what + " is an ArgumentException");
+                Eq(FindityStatus.InvalidArgument, e.Status, what + " status");
+                Eq(0, e.HttpStatus, what + " http status");
+                Check(e.Message.Length > 0, what + " message");
+            }
+            Eq("name", Throws<FindityArgumentException>(() => FindityAuth.SetOption(null, "1"), "null name").ParamName, "ParamName");
+            // A rejected value changes nothing: the default 30 s still applies (a token is had).
+            Check(FindityAuth.GetToken(Emu.Url, ClientId, Secret).Length > 0, "token after bad options");
+        }
+
+        // ---------------------------------------------------------------- argument errors
+
+        private static void TestNullAndEmptyArgumentsThrowBeforeTraffic()
+        {
+            string u = Emu.Url, c = ClientId, s = Secret;
+            var cases = new List<KeyValuePair<string, Action>>
+            {
+                Case("GetToken null baseUrl", "baseUrl", () => FindityAuth.GetToken(null, c, s)),
+                Case("GetToken null clientId", "clientId", () => FindityAuth.GetToken(u, null, s)),
+                Case("GetToken null secret", "clientSecret", () => FindityAuth.GetToken(u, c, null)),
+                Case("GetToken empty baseUrl", "baseUrl", () => FindityAuth.GetToken("", c, s)),
+                Case("GetToken empty clientId", "clientId", () => FindityAuth.GetToken(u, "", s)),
+                Case("GetToken empty secret", "clientSecret", () => FindityAuth.GetToken(u, c, "")),
+                Case("GetUserToken null baseUrl", "baseUrl", () => FindityAuth.GetUserToken(null, c, s, "alice")),
+                Case("GetUserToken null clientId", "clientId", () => FindityAuth.GetUserToken(u, null, s, "alice")),
+                Case("GetUserToken null secret", "clientSecret", () => FindityAuth.GetUserToken(u, c, null, "alice")),
+                Case("GetUserToken null userId", "userId", () => FindityAuth.GetUserToken(u, c, s, null)),
+                Case("GetUserToken empty userId", "userId", () => FindityAuth.GetUserToken(u, c, s, "")),
+                Case("GetUserToken control char userId", "userId", () => FindityAuth.GetUserToken(u, c, s, "al\tice")),
+                Case("Invalidate null baseUrl", "baseUrl", () => FindityAuth.Invalidate(null, c)),
+                Case("Invalidate null clientId", "clientId", () => FindityAuth.Invalidate(u, null)),
+                Case("Invalidate empty clientId", "clientId", () => FindityAuth.Invalidate(u, "")),
+                Case("Invalidate empty userId", "userId", () => FindityAuth.Invalidate(u, c, "")),
+                Case("GetToken ftp URL", "baseUrl", () => FindityAuth.GetToken("ftp://127.0.0.1/", c, s)),
+                Case("GetToken http to a non-loopback host", "baseUrl", () => FindityAuth.GetToken("http://example.com", c, s)),
+                Case("GetToken not a URL", "baseUrl", () => FindityAuth.GetToken("not a url", c, s)),
+                Case("GetToken URL with password", "baseUrl", () => FindityAuth.GetToken("https://u:p@example.com", c, s)),
+            };
+            foreach (var kv in cases) kv.Value();
+            NoTraffic("argument errors");
+        }
+
+        private static KeyValuePair<string, Action> Case(string what, string param, Action a)
+        {
+            return new KeyValuePair<string, Action>(what, () =>
+            {
+                var e = Throws<FindityArgumentException>(a, what);
+                Eq(FindityStatus.InvalidArgument, e.Status, what + " status");
+                Eq(0, e.HttpStatus, what + " http status");
+                Eq(param, e.ParamName, what + " ParamName (" + e.Message + ")");
+                Check(!e.Message.Contains(Secret), what + " message holds the secret");
+            });
+        }
+
+        private static void TestUnmarshalableTextIsRejectedByTheWrapper()
+        {
+            string hidden = "hidden-" + Guid.NewGuid().ToString("N");
+            var e1 = Throws<FindityArgumentException>(() => FindityAuth.GetToken(Emu.Url, ClientId, Secret + "\0" + hidden), "NUL in secret");
+            Eq("clientSecret", e1.ParamName, "ParamName");
+            Check(!e1.Message.Contains(hidden) && !e1.Message.Contains(Secret), "value not echoed");
+            var e2 = Throws<FindityArgumentException>(() => FindityAuth.GetUserToken(Emu.Url, ClientId, Secret, "al\ud800ice"), "lone surrogate");
+            Eq("userId", e2.ParamName, "ParamName");
+            Throws<FindityArgumentException>(() => FindityAuth.SetOption("timeout_ms\0", "5"), "NUL in option name");
+            NoTraffic("wrapper argument errors");
+            // Non-ASCII text is fine (UTF-8): an unusual but valid user id.
+            string u = FindityAuth.GetUserToken(Emu.Url, ClientId, Secret, "åsa-öberg-\u6771\u4eac");
+            Check(u.Length > 0, "non-ASCII user id");
+        }
+
+        // ---------------------------------------------------------------- runtime errors
+
+        private static void TestWrongSecretIsAuth401WithoutTheSecret()
+        {
+            string wrong = "wrong-" + Guid.NewGuid().ToString("N");
+            var e = Throws<FindityAuthException>(() => FindityAuth.GetToken(Emu.Url, ClientId, wrong), "wrong secret");
+            Check(e is FindityException, "is a FindityException");
+            Eq(FindityStatus.Auth, e.Status, "status");
+            Eq(401, e.HttpStatus, "HttpStatus");
+            Check(e.Message.Length > 0, "message");
+            Check(!e.Message.Contains(wrong) && !e.ToString().Contains(wrong), "message holds the secret");
+            Check(!e.Message.Contains(Secret), "message holds the real secret");
+            Eq(1L, Emu.Stat("client_credentials"), "one request");
+        }
+
+        private static void TestUnknownUserIsAuth()
+        {
+            var e = Throws<FindityAuthException>(() => FindityAuth.GetUserToken(Emu.Url, ClientId, Secret, "unknown-bob"), "unknown user");
+            Eq(FindityStatus.Auth, e.Status, "status");
+            Eq(400, e.HttpStatus, "HttpStatus");
+            Check(e.Message.Contains("USER_NOT_FOUND") || e.Message.ToLowerInvariant().Contains("user"), "message: " + e.Message);
+            Check(!e.Message.Contains(Secret), "message holds the secret");
+        }
+
+        private static void TestServer503IsServerError()
+        {
+            FindityAuth.SetOption("timeout_ms", "1500");
+            Emu.Post("/_emulator/fault?endpoint=token&kind=status:503&count=0");
+            var sw = Stopwatch.StartNew();
+            var e = Throws<FindityServerException>(() => FindityAuth.GetToken(Emu.Url, ClientId, Secret), "503");
+            Eq(FindityStatus.Server, e.Status, "status");
+            Eq(503, e.HttpStatus, "HttpStatus");
+            Check(sw.Elapsed < TimeSpan.FromSeconds(6), "returned within the timeout: " + sw.Elapsed);
+            Check(Emu.Stat("token_requests") >= 2, "retried before giving up");
+            Emu.Post("/_emulator/fault/clear");
+            Check(FindityAuth.GetToken(Emu.Url, ClientId, Secret).Length > 0, "token once the server is back");
+        }
+
+        private static void TestHangWithSmallTimeoutIsNetwork()
+        {
+            FindityAuth.SetOption("timeout_ms", "800");
+            Emu.Post("/_emulator/fault?endpoint=token&kind=hang&count=0");
+            var sw = Stopwatch.StartNew();
+            var e = Throws<FindityNetworkException>(() => FindityAuth.GetToken(Emu.Url, ClientId, Secret), "hang");
+            Eq(FindityStatus.Network, e.Status, "status");
+            Eq(0, e.HttpStatus, "HttpStatus");
+            Check(sw.Elapsed < TimeSpan.FromSeconds(5), "returned near timeout_ms: " + sw.Elapsed);
+            Emu.Post("/_emulator/fault/clear");
+        }
+
+        private static void TestConnectionRefusedIsNetwork()
+        {
+            var probe = new TcpListener(IPAddress.Loopback, 0);
+            probe.Start();
+            int port = ((IPEndPoint)probe.LocalEndpoint).Port;
+            probe.Stop();
+            FindityAuth.SetOption("timeout_ms", "1000");
+            var e = Throws<FindityNetworkException>(() => FindityAuth.GetToken("http://127.0.0.1:" + port, ClientId, Secret), "refused");
+            Eq(0, e.HttpStatus, "HttpStatus");
+        }
+
+        private static void TestLastErrorIsReadOnTheFailingThread()
+        {
+            // Threads failing at once with different HTTP statuses each see their own error.
+            var errors = new Exception[8];
+            var threads = Enumerable.Range(0, 8).Select(i => new Thread(() =>
+            {
+                try
+                {
+                    if (i % 2 == 0) FindityAuth.GetToken(Emu.Url, ClientId, "wrong-" + i);
+                    else FindityAuth.GetUserToken(Emu.Url, ClientId, Secret, "unknown-" + i);
+                }
+                catch (Exception e) { errors[i] = e; }
+            })).ToList();
+            threads.ForEach(t => t.Start());
+            threads.ForEach(t => t.Join());
+            for (int i = 0; i < 8; i++)
+            {
+                var e = errors[i] as FindityAuthException;
+                Check(e != null, "thread " + i + ": " + errors[i]);
+                Eq(i % 2 == 0 ? 401 : 400, e.HttpStatus, "thread " + i + " HttpStatus");
+            }
+        }
+
+        // ---------------------------------------------------------------- concurrency
+
+        private static void TestSixteenThreadsColdCacheOneRequest()
+        {
+            Emu.Post("/_emulator/config?latency_ms=300");
+            const int n = 16;
+            var tokens = new string[n];
+            var errors = new Exception[n];
+            var start = new Barrier(n);
+            var threads = Enumerable.Range(0, n).Select(i => new Thread(() =>
+            {
+                try
+                {
+                    start.SignalAndWait();
+                    tokens[i] = FindityAuth.GetToken(Emu.Url, ClientId, Secret);
+                }
+                catch (Exception e) { errors[i] = e; }
+            })).ToList();
+            threads.ForEach(t => t.Start());
+            threads.ForEach(t => t.Join());
+            Check(errors.All(e => e == null), "errors: " + string.Join("; ", errors.Where(e => e != null).Select(e => e.Message)));
+            Eq(1, tokens.Distinct().Count(), "distinct tokens");
+            var s = Emu.Stats();
+            Eq(1L, s["client_credentials"], "client_credentials");
+            Eq(1L, s["token_requests"], "token_requests");
+            Eq(1L, s["max_concurrent"], "max_concurrent");
+        }
+
+        // ---------------------------------------------------------------- handler
+
+        private static void TestHandlerAddsBearerTokens()
+        {
+            using (var client = Client(new FindityAuthHandler(Emu.Url, ClientId, Secret)))
+            using (var r = Get(client, Emu.Url + "/api/v1/me"))
+            {
+                Eq(HttpStatusCode.OK, r.StatusCode, "status");
+                Check(r.Content.ReadAsStringAsync().Result.Contains("org:" + ClientId), "organization subject");
+            }
+            using (var client = Client(new FindityAuthHandler(Emu.Url, ClientId, Secret, "alice")))
+            using (var r = Get(client, Emu.Url + "/api/v1/expenses"))
+            {
+                Eq(HttpStatusCode.OK, r.StatusCode, "status");
+                Check(r.Content.ReadAsStringAsync().Result.Contains("user:alice"), "user subject");
+            }
+            var s = Emu.Stats();
+            Eq(2L, s["api_requests"], "api_requests");
+            Eq(1L, s["client_credentials"], "client_credentials");
+            Eq(1L, s["authorization_code"], "authorization_code");
+        }
+
+        private static void TestHandlerRetriesOnceAfter401FromEmulator()
+        {
+            string before = FindityAuth.GetToken(Emu.Url, ClientId, Secret);
+            Emu.Post("/_emulator/fault?endpoint=api&kind=status:401&count=1");
+            using (var client = Client(new FindityAuthHandler(Emu.Url, ClientId, Secret)))
+            using (var r = Get(client, Emu.Url + "/api/v1/me"))
+                Eq(HttpStatusCode.OK, r.StatusCode, "status after the retry");
+            var s = Emu.Stats();
+            Eq(2L, s["api_requests"], "api_requests (401 + retry)");
+            Eq(1L, s["refresh_token"], "token renewed after Invalidate");
+            Eq(1L, s["client_credentials"], "client_credentials");
+            string after = FindityAuth.GetToken(Emu.Url, ClientId, Secret);
+            Check(after != before, "the retry used a new token");
+        }
+
+        private static void TestHandlerRenewsARevokedAccessToken()
+        {
+            using (var client = Client(new FindityAuthHandler(Emu.Url, ClientId, Secret, "alice")))
+            {
+                using (var r = Get(client, Emu.Url + "/api/v1/me")) Eq(HttpStatusCode.OK, r.StatusCode, "first");
+                Emu.Post("/_emulator/revoke?what=access");
+                using (var r = Get(client, Emu.Url + "/api/v1/me")) Eq(HttpStatusCode.OK, r.StatusCode, "after revoke");
+            }
+            var s = Emu.Stats();
+            Eq(3L, s["api_requests"], "api_requests");
+            Eq(1L, s["refresh_token"], "user token renewed with its refresh token");
+        }
+
+        private static void TestHandlerResendsAFaithfulCloneToALoopbackServer()
+        {
+            using (var server = new ResourceServer(i => i == 0 ? 401 : 200))
+            using (var client = Client(new FindityAuthHandler(new HttpClientHandler { UseProxy = false }, Emu.Url, ClientId, Secret)))
+            {
+                var req = new HttpRequestMessage(HttpMethod.Post, server.Url + "expenses?x=1");
+                req.Headers.Add("X-Trace", "trace-42");
+                req.Content = new StringContent("{\"amount\":12.5,\"note\":\"kaffe åäö\"}", Encoding.UTF8, "application/json");
+                using (var r = client.SendAsync(req).GetAwaiter().GetResult())
+                {
+                    Eq(HttpStatusCode.OK, r.StatusCode, "status");
+                    Eq("done 1", r.Content.ReadAsStringAsync().Result, "body of the second answer");
+                }
+                Eq(2, server.Requests.Count, "requests seen");
+                var a = server.Requests[0];
+                var b = server.Requests[1];
+                Check(a.Authorization != null && a.Authorization.StartsWith("Bearer "), "first Authorization");
+                Check(b.Authorization != null && b.Authorization.StartsWith("Bearer "), "second Authorization");
+                Check(a.Authorization != b.Authorization, "the retry carries a different token");
+                Eq("Bearer " + FindityAuth.GetToken(Emu.Url, ClientId, Secret), b.Authorization, "retry token is the cached one");
+                Eq("POST", b.Method, "method");
+                Eq(a.Body, b.Body, "body resent");
+                Eq("{\"amount\":12.5,\"note\":\"kaffe åäö\"}", b.Body, "body");
+                Eq("trace-42", b.Trace, "custom header resent");
+                Check(b.ContentType != null && b.ContentType.StartsWith("application/json"), "content type: " + b.ContentType);
+            }
+            Eq(1L, Emu.Stat("refresh_token"), "token renewed");
+        }
+
+        private static void TestHandlerReturnsASecond401()
+        {
+            using (var server = new ResourceServer(i => 401))
+            using (var client = Client(new FindityAuthHandler(new HttpClientHandler { UseProxy = false }, Emu.Url, ClientId, Secret)))
+            using (var r = Get(client, server.Url + "me"))
+            {
+                Eq(HttpStatusCode.Unauthorized, r.StatusCode, "status");
+                Eq(2, server.Requests.Count, "sent twice, not more");
+            }
+            Eq(1L, Emu.Stat("refresh_token"), "renewed once");
+        }
+
+        private static void TestHandlerThrowsFindityExceptionWhenNoToken()
+        {
+            using (var server = new ResourceServer(i => 200))
+            using (var client = Client(new FindityAuthHandler(new HttpClientHandler { UseProxy = false }, Emu.Url, ClientId, "wrong-secret")))
+            {
+                var e = Throws<FindityAuthException>(() => Get(client, server.Url + "me"), "SendAsync");
+                Eq(401, e.HttpStatus, "HttpStatus");
+                Eq(0, server.Requests.Count, "nothing sent without a token");
+            }
+            using (var client = Client(new FindityAuthHandler("http://example.com", ClientId, Secret)))
+                Throws<FindityArgumentException>(() => Get(client, "http://127.0.0.1:9/"), "bad base URL");
+            Throws<ArgumentNullException>(() => new FindityAuthHandler(null, ClientId, Secret), "null baseUrl");
+        }
+
+        private static void TestHandlerConcurrentRequestsShareOneToken()
+        {
+            Emu.Post("/_emulator/config?latency_ms=200");
+            using (var client = Client(new FindityAuthHandler(Emu.Url, ClientId, Secret)))
+            {
+                var tasks = Enumerable.Range(0, 8).Select(i => client.GetAsync(Emu.Url + "/api/v1/item/" + i)).ToArray();
+                Task.WaitAll(tasks);
+                foreach (var t in tasks)
+                {
+                    Eq(HttpStatusCode.OK, t.Result.StatusCode, "status");
+                    t.Result.Dispose();
+                }
+            }
+            Eq(1L, Emu.Stat("client_credentials"), "client_credentials");
+            Eq(8L, Emu.Stat("api_requests"), "api_requests");
+        }
+    }
+}
