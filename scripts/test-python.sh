@@ -11,6 +11,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+source scripts/common.sh
 
 LIB_DIR="${FINDITY_LIB_DIR:-$ROOT/target/debug}"
 export FINDITY_EMULATOR="${FINDITY_EMULATOR:-$ROOT/target/debug/findity-emulator}"
@@ -19,17 +20,14 @@ for f in "$LIB_DIR/libfindity.so" "$FINDITY_EMULATOR"; do
 done
 
 PY="${PYTHON:-python3}"
-command -v "$PY" >/dev/null || { echo "test-python: $PY not found" >&2; exit 2; }
+command -v "$PY" >/dev/null || apt_install python3 python3-venv
 VENV="$ROOT/build/venv-python"
 
 # A fresh Debian/Ubuntu machine has python3 without the venv module (or without ensurepip).
 if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
     echo "test-python: installing python3-venv" >&2
-    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq >/dev/null
     ver="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null \
-        || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "python$ver-venv" >/dev/null
+    apt_install python3-venv || apt_install "python$ver-venv"
 fi
 
 # Recreate a venv left broken (e.g. by an interrupted run or a removed interpreter).

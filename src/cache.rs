@@ -9,10 +9,11 @@ use crate::retry;
 use crate::secret::Secret;
 use crate::source;
 use crate::state::State;
-use crate::token::{Freshness, Token};
+use crate::token::{coarse_now_ns, Freshness, Token};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,16 +35,67 @@ pub struct Key {
     pub user_id: Option<String>,
 }
 
+/// A request's key as the caller's bytes, before any validation: the cache-hit paths compare
+/// these with spellings that were validated when first seen.
+pub struct RawKey<'a> {
+    pub base_url: &'a [u8],
+    pub client_id: &'a [u8],
+    pub client_secret: &'a [u8],
+    pub user_id: Option<&'a [u8]>,
+}
+
+impl RawKey<'_> {
+    fn parts(&self) -> [&[u8]; 6] {
+        let (tag, user): (&[u8], &[u8]) = match self.user_id {
+            Some(u) => (b"u", u),
+            None => (b"o", b""),
+        };
+        [self.base_url, b"\0", self.client_id, b"\0", tag, user]
+    }
+
+    /// The spelling "base\0client\0" + "u" + user, or "o" for the organization.
+    fn spell(&self, buf: &mut Vec<u8>) {
+        buf.clear();
+        for p in self.parts() {
+            buf.extend_from_slice(p);
+        }
+    }
+
+    fn is_spelled(&self, spelling: &[u8]) -> bool {
+        let mut rest = spelling;
+        for p in self.parts() {
+            match rest.strip_prefix(p) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        rest.is_empty()
+    }
+}
+
+impl<'a> From<&Request<'a>> for RawKey<'a> {
+    fn from(r: &Request<'a>) -> RawKey<'a> {
+        RawKey {
+            base_url: r.base_url.as_bytes(),
+            client_id: r.client_id.as_bytes(),
+            client_secret: r.client_secret.as_bytes(),
+            user_id: r.user_id.map(str::as_bytes),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Cache {
     entries: RwLock<Entries>,
+    /// Bumped by clear(), so entries remembered by threads are known to be gone.
+    epoch: AtomicU64,
 }
 
 #[derive(Default)]
 struct Entries {
     by_key: HashMap<Key, Arc<Entry>>,
-    /// Raw spelling "base\0client\0user" → entry, so a hit needs no URL parsing.
-    by_spelling: HashMap<String, Arc<Entry>>,
+    /// Raw spelling (see RawKey::spell) → entry, so a hit needs no URL parsing.
+    by_spelling: HashMap<Vec<u8>, Arc<Entry>>,
 }
 
 pub struct Entry {
@@ -58,6 +110,8 @@ struct Slot {
     refresh: Option<Secret>,
     /// The client secret this entry's tokens were obtained with.
     secret: Secret,
+    /// Coarse-clock time until which `token` is fresh (0: not fresh); see Token::fresh_until_coarse.
+    fresh_until: u64,
     in_flight: bool,
     /// Completed flights, so a waiter can tell that the one it waited for has ended.
     flights: u64,
@@ -68,23 +122,39 @@ struct Slot {
     retry_at: Option<Instant>,
 }
 
-thread_local! {
-    static SPELLING: RefCell<String> = const { RefCell::new(String::new()) };
+impl Slot {
+    fn set_token(&mut self, token: Option<Token>) {
+        self.fresh_until = token
+            .as_ref()
+            .map_or(0, |t| t.fresh_until_coarse(Instant::now()));
+        self.token = token;
+    }
+
+    /// The token, if fresh and asked for with this entry's secret. The cache-hit check.
+    fn fresh_token(&self, secret: &[u8]) -> Option<&str> {
+        if self.fresh_until == 0 || coarse_now_ns() >= self.fresh_until {
+            return None;
+        }
+        if !self.secret.ct_eq_bytes(secret) {
+            return None;
+        }
+        self.token.as_ref().map(|t| t.access.expose())
+    }
 }
 
-fn spell(buf: &mut String, req: &Request) {
-    buf.clear();
-    buf.push_str(req.base_url);
-    buf.push('\0');
-    buf.push_str(req.client_id);
-    buf.push('\0');
-    match req.user_id {
-        Some(u) => {
-            buf.push('u');
-            buf.push_str(u);
-        }
-        None => buf.push('o'),
-    }
+/// The entry this thread used last, recognised by the caller's raw bytes: the common case of a
+/// thread asking for the same token again costs no validation, hashing or shared lock.
+struct Recent {
+    /// Address of the State it belongs to (a child after fork has another).
+    state: usize,
+    epoch: u64,
+    spelling: Vec<u8>,
+    entry: Arc<Entry>,
+}
+
+thread_local! {
+    static RECENT: RefCell<Option<Recent>> = const { RefCell::new(None) };
+    static SPELLING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Key {
@@ -98,6 +168,23 @@ impl Key {
 }
 
 impl Cache {
+    /// Cache hit on the entry this thread used last, before the arguments are even validated
+    /// (bytes equal to a validated spelling are valid). `None`: take the full path.
+    pub fn recent_hit<R>(&self, st: &State, raw: &RawKey, f: impl FnOnce(&str) -> R) -> Option<R> {
+        RECENT.with(|recent| {
+            let recent = recent.try_borrow().ok()?;
+            let r = recent.as_ref()?;
+            if r.state != st as *const State as usize
+                || r.epoch != self.epoch.load(Ordering::Acquire)
+                || !raw.is_spelled(&r.spelling)
+            {
+                return None;
+            }
+            let slot = r.entry.slot.lock();
+            slot.fresh_token(raw.client_secret).map(f)
+        })
+    }
+
     /// Hand the caller's closure a valid access token: from the cache, or after one shared request.
     pub fn with_token<R>(
         &self,
@@ -105,34 +192,63 @@ impl Cache {
         req: &Request,
         f: impl FnOnce(&str) -> R,
     ) -> Result<R, Error> {
+        let raw = RawKey::from(req);
         let mut f = Some(f);
         let found = SPELLING.with(|buf| {
             let mut buf = buf.borrow_mut();
-            spell(&mut buf, req);
+            raw.spell(&mut buf);
             let entries = self.entries.read();
-            let entry = entries.by_spelling.get(buf.as_str())?;
-            // Fast path: a fresh token and the right secret; no allocation, no clock but one read.
-            {
-                let slot = entry.slot.lock();
-                if let Some(t) = &slot.token {
-                    if slot.secret.ct_eq(req.client_secret)
-                        && t.freshness(Instant::now()) == Freshness::Fresh
-                    {
-                        let f = f.take().expect("closure used once");
-                        return Some(Ok(f(t.access.expose())));
-                    }
-                }
+            let entry = entries.by_spelling.get(buf.as_slice())?;
+            if let Some(t) = entry.slot.lock().fresh_token(raw.client_secret) {
+                let f = f.take().expect("closure used once");
+                return Some(Ok((f(t), Arc::clone(entry))));
             }
             Some(Err(Arc::clone(entry)))
         });
-        let entry = match found {
-            Some(Ok(r)) => return Ok(r),
-            Some(Err(entry)) => entry,
-            None => self.insert(req)?,
+        let (result, entry) = match found {
+            Some(Ok((r, entry))) => (Ok(r), entry),
+            found => {
+                let entry = match found {
+                    Some(Err(entry)) => entry,
+                    _ => self.insert(req)?,
+                };
+                let f = f.take().expect("closure used once");
+                let deadline = Instant::now() + st.options().timeout;
+                (entry.get(st, req.client_secret, deadline, f), entry)
+            }
         };
-        let f = f.take().expect("closure used once");
-        let deadline = Instant::now() + st.options().timeout;
-        entry.get(st, req.client_secret, deadline, f)
+        if result.is_ok() {
+            self.remember(st, &raw, entry);
+        }
+        result
+    }
+
+    /// Make `entry` this thread's recent one (see recent_hit).
+    fn remember(&self, st: &State, raw: &RawKey, entry: Arc<Entry>) {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        RECENT.with(|recent| {
+            let Ok(mut recent) = recent.try_borrow_mut() else {
+                return;
+            };
+            let state = st as *const State as usize;
+            match recent.as_mut() {
+                Some(r) if raw.is_spelled(&r.spelling) => {
+                    r.state = state;
+                    r.epoch = epoch;
+                    r.entry = entry;
+                }
+                _ => {
+                    let mut spelling = Vec::new();
+                    raw.spell(&mut spelling);
+                    *recent = Some(Recent {
+                        state,
+                        epoch,
+                        spelling,
+                        entry,
+                    });
+                }
+            }
+        });
     }
 
     /// Get or create the entry for a request, remembering its spelling.
@@ -146,8 +262,8 @@ impl Cache {
                 .or_insert_with(|| Entry::new(key, Secret::new(req.client_secret))),
         );
         if entries.by_spelling.len() < MAX_SPELLINGS {
-            let mut spelling = String::new();
-            spell(&mut spelling, req);
+            let mut spelling = Vec::new();
+            RawKey::from(req).spell(&mut spelling);
             entries.by_spelling.insert(spelling, Arc::clone(&entry));
         }
         Ok(entry)
@@ -171,7 +287,7 @@ impl Cache {
     /// kept, so the next call renews with it.
     pub fn invalidate(&self, key: &Key) {
         if let Some(e) = self.entries.read().by_key.get(key) {
-            e.slot.lock().token = None;
+            e.slot.lock().set_token(None);
         }
     }
 
@@ -180,6 +296,7 @@ impl Cache {
         let mut entries = self.entries.write();
         entries.by_key.clear();
         entries.by_spelling.clear();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// A child's cache after fork: the parent's valid access tokens, without refresh tokens,
@@ -201,7 +318,7 @@ impl Cache {
                 .filter(|t| t.freshness(now) != Freshness::Expired)
             {
                 let child = Entry::new(key.clone(), slot.secret.clone());
-                child.slot.lock().token = Some(t.clone());
+                child.slot.lock().set_token(Some(t.clone()));
                 new.by_key.insert(key.clone(), child);
             }
         }
@@ -226,6 +343,7 @@ impl Entry {
                 token: None,
                 refresh: None,
                 secret,
+                fresh_until: 0,
                 in_flight: false,
                 flights: 0,
                 last_error: None,
@@ -342,7 +460,7 @@ impl Entry {
         let mut slot = self.slot.lock();
         let served = f(token.access.expose());
         slot.refresh = token.refresh.take();
-        slot.token = Some(token);
+        slot.set_token(Some(token));
         slot.secret = secret;
         slot.last_error = None;
         slot.failures = 0;
@@ -358,7 +476,7 @@ impl Entry {
             .as_ref()
             .is_some_and(|t| t.access.ct_eq(access.expose()))
         {
-            slot.token = None;
+            slot.set_token(None);
         }
     }
 }
@@ -382,7 +500,7 @@ impl Flight<'_> {
             Ok(mut token) => {
                 // A refresh token that was never sent is still good if no newer one came.
                 slot.refresh = token.refresh.take().or(unused_refresh);
-                slot.token = Some(token);
+                slot.set_token(Some(token));
                 slot.last_error = None;
                 slot.failures = 0;
                 slot.retry_at = None;

@@ -2,7 +2,7 @@
 //! once (in [`boundary`]), call plain Rust. Outputs are written only on success (and the
 //! needed length on FINDITY_ERR_BUFFER_TOO_SMALL). The header is generated from this file.
 
-use crate::cache::{Key, Request};
+use crate::cache::{Key, RawKey, Request};
 use crate::error::{set_last_error, with_last_error, Error, Status};
 use crate::state::state;
 use std::ffi::{c_char, CStr};
@@ -63,13 +63,13 @@ pub unsafe extern "C" fn findity_get_token(
 ) -> u32 {
     boundary(|| {
         let out = OutBuf::new(buf, buf_len, out_len)?;
-        let req = Request {
-            base_url: c_str(base_url, "base_url")?,
-            client_id: id(client_id, "client_id")?,
-            client_secret: secret(client_secret)?,
+        let raw = RawKey {
+            base_url: c_bytes(base_url, "base_url")?,
+            client_id: c_bytes(client_id, "client_id")?,
+            client_secret: c_bytes(client_secret, "client_secret")?,
             user_id: None,
         };
-        token(&req, out)
+        token(&raw, out)
     })
 }
 
@@ -93,13 +93,13 @@ pub unsafe extern "C" fn findity_user_token(
 ) -> u32 {
     boundary(|| {
         let out = OutBuf::new(buf, buf_len, out_len)?;
-        let req = Request {
-            base_url: c_str(base_url, "base_url")?,
-            client_id: id(client_id, "client_id")?,
-            client_secret: secret(client_secret)?,
-            user_id: Some(id(user_id, "user_id")?),
+        let raw = RawKey {
+            base_url: c_bytes(base_url, "base_url")?,
+            client_id: c_bytes(client_id, "client_id")?,
+            client_secret: c_bytes(client_secret, "client_secret")?,
+            user_id: Some(c_bytes(user_id, "user_id")?),
         };
-        token(&req, out)
+        token(&raw, out)
     })
 }
 
@@ -118,11 +118,11 @@ pub unsafe extern "C" fn findity_invalidate(
 ) -> u32 {
     boundary(|| {
         let base_url = c_str(base_url, "base_url")?;
-        let client_id = id(client_id, "client_id")?;
+        let client_id = id(c_bytes(client_id, "client_id")?, "client_id")?;
         let user_id = if user_id.is_null() {
             None
         } else {
-            Some(id(user_id, "user_id")?)
+            Some(id(c_bytes(user_id, "user_id")?, "user_id")?)
         };
         state()
             .cache
@@ -221,26 +221,43 @@ fn boundary(f: impl FnOnce() -> Result<(), Error>) -> u32 {
     }
 }
 
-fn token(req: &Request, out: OutBuf) -> Result<(), Error> {
-    state()
-        .cache
-        .with_token(state(), req, |t| out.write(t))
+fn token(raw: &RawKey, out: OutBuf) -> Result<(), Error> {
+    let st = state();
+    if let Some(hit) = st.cache.recent_hit(st, raw, |t| out.write(t)) {
+        return hit;
+    }
+    let req = Request {
+        base_url: utf8(raw.base_url, "base_url")?,
+        client_id: id(raw.client_id, "client_id")?,
+        client_secret: secret(raw.client_secret)?,
+        user_id: raw.user_id.map(|u| id(u, "user_id")).transpose()?,
+    };
+    st.cache
+        .with_token(st, &req, |t| out.write(t))
         .and_then(|r| r)
         .map_err(|e| e.redact(&[req.client_secret]))
 }
 
-/// A borrowed C string as UTF-8.
-unsafe fn c_str<'a>(p: *const c_char, name: &str) -> Result<&'a str, Error> {
+/// A borrowed C string's bytes (no UTF-8 check yet: a cache hit doesn't need one).
+unsafe fn c_bytes<'a>(p: *const c_char, name: &str) -> Result<&'a [u8], Error> {
     if p.is_null() {
         return Err(Error::invalid_argument(format!("{name} is NULL")));
     }
-    CStr::from_ptr(p)
-        .to_str()
+    Ok(CStr::from_ptr(p).to_bytes())
+}
+
+fn utf8<'a>(b: &'a [u8], name: &str) -> Result<&'a str, Error> {
+    std::str::from_utf8(b)
         .map_err(|_| Error::invalid_argument(format!("{name} is not valid UTF-8")))
 }
 
-unsafe fn id<'a>(p: *const c_char, name: &str) -> Result<&'a str, Error> {
-    let s = c_str(p, name)?;
+/// A borrowed C string as UTF-8.
+unsafe fn c_str<'a>(p: *const c_char, name: &str) -> Result<&'a str, Error> {
+    utf8(c_bytes(p, name)?, name)
+}
+
+fn id<'a>(b: &'a [u8], name: &str) -> Result<&'a str, Error> {
+    let s = utf8(b, name)?;
     if s.is_empty() {
         return Err(Error::invalid_argument(format!("{name} is empty")));
     }
@@ -252,8 +269,8 @@ unsafe fn id<'a>(p: *const c_char, name: &str) -> Result<&'a str, Error> {
     Ok(s)
 }
 
-unsafe fn secret<'a>(p: *const c_char) -> Result<&'a str, Error> {
-    let s = c_str(p, "client_secret")?;
+fn secret(b: &[u8]) -> Result<&str, Error> {
+    let s = utf8(b, "client_secret")?;
     if s.is_empty() || s.len() > MAX_SECRET_LEN {
         return Err(Error::invalid_argument(format!(
             "client_secret must be 1 to {MAX_SECRET_LEN} bytes"

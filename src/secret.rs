@@ -28,6 +28,10 @@ impl Secret {
     pub fn ct_eq(&self, other: &str) -> bool {
         ct_eq(self.0.as_bytes(), other.as_bytes())
     }
+
+    pub fn ct_eq_bytes(&self, other: &[u8]) -> bool {
+        ct_eq(self.0.as_bytes(), other)
+    }
 }
 
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {

@@ -57,6 +57,32 @@ impl Token {
     pub fn remaining(&self, now: Instant) -> Duration {
         self.expires_at().saturating_duration_since(now)
     }
+
+    /// Until when, on the coarse clock, the token is [`Freshness::Fresh`]; 0 if it is not now.
+    /// Lets the cache-hit path skip the precise clock. The slack covers the coarse clock's tick
+    /// (1–4 ms), so "fresh" on the coarse clock is always fresh on the precise one.
+    pub fn fresh_until_coarse(&self, now: Instant) -> u64 {
+        let stale_at = self.expires_at() - self.refresh_window();
+        let left = stale_at.saturating_duration_since(now);
+        match left.checked_sub(COARSE_SLACK) {
+            Some(d) if !d.is_zero() => coarse_now_ns().saturating_add(d.as_nanos() as u64),
+            _ => 0,
+        }
+    }
+}
+
+const COARSE_SLACK: Duration = Duration::from_millis(20);
+
+/// CLOCK_MONOTONIC_COARSE in nanoseconds: the same timeline as `Instant`, read in a few ns
+/// without a syscall, at the resolution of the kernel tick.
+pub fn coarse_now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid, writable timespec; the clock id is a constant the kernel knows.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 #[cfg(test)]
@@ -84,6 +110,21 @@ mod tests {
         assert_eq!(at(3539), Freshness::Stale);
         assert_eq!(at(3541), Freshness::Expired);
         assert_eq!(at(99999), Freshness::Expired);
+    }
+
+    #[test]
+    fn coarse_freshness_ends_before_precise_freshness() {
+        let t = token(4);
+        let now = Instant::now();
+        let until = t.fresh_until_coarse(now);
+        let left_ns = until - coarse_now_ns();
+        // Stale after 2 s; the coarse stamp ends at least the slack earlier.
+        assert!(
+            left_ns <= 2_000_000_000 - 20_000_000 + 5_000_000,
+            "{left_ns}"
+        );
+        assert!(left_ns > 1_900_000_000, "{left_ns}");
+        assert_eq!(t.fresh_until_coarse(now + Duration::from_secs(3)), 0);
     }
 
     #[test]

@@ -1,0 +1,43 @@
+"""findity_auth: OAuth access tokens for the Findity Expense API, from libfindity.
+
+>>> import findity_auth
+>>> token = findity_auth.get_token("production", "my-client-id", "my-secret")  # doctest: +SKIP
+>>> auth = findity_auth.FindityAuth("production", "my-client-id", "my-secret")
+>>> requests.get("https://api.findity.com/api/v1/me", auth=auth)  # doctest: +SKIP
+
+Caching, renewal, refresh tokens and single flight are done by the native library, for all
+threads of the process; this package is a thin ctypes wrapper around its C ABI (findity.h).
+The library is loaded from ``$FINDITY_LIB``, else the copy packaged with this package, else the
+system loader (``libfindity.so``).
+"""
+
+from ._api import clear_cache, get_token, invalidate, set_option, user_token, version
+from ._errors import (
+    AuthError,
+    FindityError,
+    InternalError,
+    InvalidArgumentError,
+    NetworkError,
+    ServerError,
+    Status,
+)
+from ._requests_auth import FindityAuth
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "get_token",
+    "user_token",
+    "invalidate",
+    "clear_cache",
+    "set_option",
+    "version",
+    "FindityAuth",
+    "FindityError",
+    "InvalidArgumentError",
+    "NetworkError",
+    "AuthError",
+    "ServerError",
+    "InternalError",
+    "Status",
+]

@@ -1,0 +1,128 @@
+"""The public functions: one per function of the C ABI, ``str`` in and out.
+
+No token logic lives here: caching per (base_url, client_id[, user_id]), renewal before expiry,
+refresh tokens and single flight (one request per key at a time, shared by all threads) are
+libfindity's. These functions convert arguments to UTF-8, call the library (without the GIL)
+and raise a :class:`~findity_auth.FindityError` subclass on failure.
+"""
+
+from typing import Optional, Union
+
+from . import _native
+from ._errors import InvalidArgumentError, Status
+
+__all__ = ["get_token", "user_token", "invalidate", "clear_cache", "set_option", "version"]
+
+
+def _utf8(value: object, name: str) -> bytes:
+    """``value`` as UTF-8 bytes for the C ABI. Never puts the value into a message."""
+    if not isinstance(value, str):
+        raise TypeError("%s must be str, not %s" % (name, type(value).__name__))
+    if "\x00" in value:
+        raise InvalidArgumentError(Status.INVALID_ARGUMENT, 0, "%s contains a NUL character" % name)
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        pass  # raised outside the handler: the UnicodeEncodeError holds the value (a secret?)
+    raise InvalidArgumentError(
+        Status.INVALID_ARGUMENT, 0, "%s is not encodable as UTF-8 (lone surrogate)" % name
+    )
+
+
+def get_token(base_url: str, client_id: str, client_secret: str) -> str:
+    """Get an organization access token (OAuth client credentials) for ``client_id``.
+
+    Args:
+        base_url: ``"production"``, ``"stage"``, or ``"https://host[:port][/prefix]"``
+            (``http://`` only for loopback hosts such as the emulator).
+        client_id: The OAuth client id.
+        client_secret: The OAuth client secret. Never appears in any message.
+
+    Returns:
+        The access token, for an ``Authorization: Bearer <token>`` header.
+
+    The token is cached per (base_url, client_id) for the whole process, renewed before it
+    expires and shared by all threads; at most one request per key is in flight. A cached token
+    is returned without waiting; otherwise this blocks for at most the ``timeout_ms`` option.
+
+    Raises:
+        AuthError: The server refused the client id or secret (``http_status`` 400/401/403).
+        NetworkError: No usable HTTP answer (connect failure, TLS failure, timeout).
+        ServerError: A 5xx, 429 past the timeout, or an unusable answer.
+        InvalidArgumentError: An empty id or a bad base URL; nothing was sent.
+        TypeError: An argument is not a ``str``.
+    """
+    return _native.call_for_text(
+        _native.findity_get_token,
+        _utf8(base_url, "base_url"),
+        _utf8(client_id, "client_id"),
+        _utf8(client_secret, "client_secret"),
+    )
+
+
+def user_token(base_url: str, client_id: str, client_secret: str, user_id: str) -> str:
+    """Get an access token for one user (employee) of the organization.
+
+    An authorization grant for ``user_id`` (a Findity person id or ExternalSourceID) made with
+    the organization token, then the code exchange. Cached per (base_url, client_id, user_id);
+    the organization token used is the one :func:`get_token` caches. Arguments, blocking and
+    errors as :func:`get_token`; an unknown user is an :class:`AuthError` (HTTP 400).
+
+    Returns:
+        The user's access token.
+    """
+    return _native.call_for_text(
+        _native.findity_user_token,
+        _utf8(base_url, "base_url"),
+        _utf8(client_id, "client_id"),
+        _utf8(client_secret, "client_secret"),
+        _utf8(user_id, "user_id"),
+    )
+
+
+def invalidate(base_url: str, client_id: str, user_id: Optional[str] = None) -> None:
+    """Forget the cached token of ``user_id``, or the organization token when it is ``None``.
+
+    Call it when the API answers 401 with a token from this package; the next call gets a new
+    one (with the refresh token when one is held). Sends no request; not an error when nothing
+    was cached. :class:`FindityAuth` does this for you.
+    """
+    _native.check(
+        _native.findity_invalidate(
+            _utf8(base_url, "base_url"),
+            _utf8(client_id, "client_id"),
+            None if user_id is None else _utf8(user_id, "user_id"),
+        )
+    )
+
+
+def clear_cache() -> None:
+    """Forget every cached token, organization and user, in this process.
+
+    Requests in flight finish but their tokens are not kept.
+    """
+    _native.findity_clear_cache()
+
+
+def set_option(name: str, value: Union[str, int, None]) -> None:
+    """Set a process-wide option; ``""`` or ``None`` restores its default.
+
+    Options: ``"timeout_ms"`` (30000, the most a call may block), ``"connect_timeout_ms"``
+    (10000), ``"ca_file"`` (a PEM file of extra trusted certificates), ``"proxy"``
+    (``"http://host:port"``; by default HTTPS_PROXY/ALL_PROXY/NO_PROXY are used) and
+    ``"user_agent"``. Integers are accepted for the ``*_ms`` options. Applies to requests
+    started afterwards.
+
+    Raises:
+        InvalidArgumentError: An unknown name or a bad value; nothing changed.
+    """
+    if value is None:
+        value = ""
+    elif isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    _native.check(_native.findity_set_option(_utf8(name, "name"), _utf8(value, "value")))
+
+
+def version() -> str:
+    """The version of the loaded libfindity, ``"MAJOR.MINOR.PATCH"``."""
+    return _native.version()

@@ -1,0 +1,225 @@
+"""Loading libfindity and its C signatures: the only module of this package that uses ctypes.
+
+The library is looked for in this order, the first that loads wins:
+
+1. ``$FINDITY_LIB``: a path to the library file (or to a directory holding it);
+2. the copy packaged inside this package (``findity_auth/libfindity.so``);
+3. the system loader (``LD_LIBRARY_PATH``, rpath, ``ldconfig``): ``CDLL("libfindity.so")``.
+
+If none loads, importing :mod:`findity_auth` raises one :class:`ImportError` that names the
+three places and why each failed.
+
+Every function is declared once below with ``argtypes``/``restype``. The library is loaded with
+:class:`ctypes.CDLL`, which releases the GIL for the duration of each call, so threads that wait
+for a token do not block each other (single flight is the library's job). The library's last
+error is thread-local: :func:`raise_last_error` reads it on the calling thread right after the
+failed call, before anything else can call into the library on that thread.
+"""
+
+import ctypes
+import ctypes.util
+import os
+import sys
+import warnings
+from ctypes import POINTER, c_char, c_char_p, c_size_t, c_uint16, c_uint32
+from typing import Any, Callable, List, NoReturn, Optional, Tuple
+
+from ._errors import InternalError, Status, error_for_status
+
+__all__ = [
+    "LIB_PATH",
+    "INITIAL_BUFFER_SIZE",
+    "call_for_text",
+    "check",
+    "raise_last_error",
+    "version",
+]
+
+ENV_VAR = "FINDITY_LIB"
+"""Environment variable naming the library file to load first."""
+
+ABI_MAJOR = 0
+"""The ``FINDITY_VERSION_MAJOR`` whose signatures are declared below."""
+
+LIB_NAME = {"darwin": "libfindity.dylib", "win32": "findity.dll"}.get(sys.platform, "libfindity.so")
+"""File name of the library on this platform."""
+
+PACKAGED_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), LIB_NAME)
+"""Where a copy packaged with this package lives."""
+
+INITIAL_BUFFER_SIZE = 2048
+"""First buffer size for tokens and messages; grown on FINDITY_ERR_BUFFER_TOO_SMALL."""
+
+_MAX_ATTEMPTS = 8
+
+
+def _open(name: str) -> ctypes.CDLL:
+    """dlopen ``name`` and check that it is a libfindity whose ABI this package speaks."""
+    lib = ctypes.CDLL(name)
+    try:
+        fn = lib.findity_version
+    except AttributeError:
+        raise OSError("loaded, but it is not libfindity (no findity_version symbol)") from None
+    fn.restype = c_char_p
+    fn.argtypes = []
+    found = (fn() or b"").decode("utf-8", "replace")
+    if found.split(".")[0] != str(ABI_MAJOR):
+        raise OSError(
+            "loaded libfindity %s, but this package needs version %d.x" % (found, ABI_MAJOR)
+        )
+    return lib
+
+
+def _load() -> Tuple[ctypes.CDLL, str]:
+    """Find and load the library; ImportError naming every place tried when none works."""
+    tried: List[str] = []
+
+    env = os.environ.get(ENV_VAR, "")
+    if env:
+        path = os.path.join(env, LIB_NAME) if os.path.isdir(env) else env
+        try:
+            return _open(path), path
+        except OSError as e:
+            tried.append("1. $%s=%s: %s" % (ENV_VAR, env, e))
+    else:
+        tried.append("1. $%s (a path to %s): not set" % (ENV_VAR, LIB_NAME))
+
+    def fallback(lib: ctypes.CDLL, path: str) -> Tuple[ctypes.CDLL, str]:
+        if env:  # set, but it did not load: say so rather than silently use another copy
+            warnings.warn(
+                "findity_auth: $%s=%s could not be loaded; using %s instead" % (ENV_VAR, env, path),
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return lib, path
+
+    if os.path.exists(PACKAGED_PATH):
+        try:
+            return fallback(_open(PACKAGED_PATH), PACKAGED_PATH)
+        except OSError as e:
+            tried.append("2. the copy packaged in findity_auth, %s: %s" % (PACKAGED_PATH, e))
+    else:
+        tried.append("2. the copy packaged in findity_auth, %s: no such file" % PACKAGED_PATH)
+
+    names = [LIB_NAME]
+    reasons: List[str] = []
+    try:
+        return fallback(_open(LIB_NAME), LIB_NAME)
+    except OSError as e:
+        reasons.append(str(e))
+    found = ctypes.util.find_library("findity")  # slower (may run ldconfig): only now
+    if found and found != LIB_NAME:
+        names.append(found)
+        try:
+            return fallback(_open(found), found)
+        except OSError as e:
+            reasons.append(str(e))
+    tried.append("3. the system loader, %s: %s" % (" / ".join(names), "; ".join(reasons)))
+
+    raise ImportError(
+        "findity_auth could not load the native library %s. Tried, in order:\n  %s\n"
+        "Fix: set %s to the path of %s (e.g. target/debug/%s after `cargo build -p findity`), "
+        "reinstall the package with the library copied into src/findity_auth/, "
+        "or install %s where the system loader finds it."
+        % (LIB_NAME, "\n  ".join(tried), ENV_VAR, LIB_NAME, LIB_NAME, LIB_NAME),
+        name=LIB_NAME,
+    )
+
+
+lib, LIB_PATH = _load()
+"""The loaded library and the path (or name) it was loaded from."""
+
+_CharBuf = POINTER(c_char)
+_SizeOut = POINTER(c_size_t)
+
+
+def _declare(name: str, restype: Any, argtypes: List[Any]) -> Any:
+    fn = getattr(lib, name)
+    fn.restype = restype
+    fn.argtypes = argtypes
+    return fn
+
+
+# The whole C ABI of findity.h, declared once (the C prototype above each).
+# Strings are NUL-terminated UTF-8 bytes (c_char_p; None is NULL).
+
+# uint32_t findity_get_token(const char *base_url, const char *client_id,
+#                            const char *client_secret, char *buf, size_t buf_len, size_t *out_len)
+findity_get_token = _declare(
+    "findity_get_token",
+    c_uint32,
+    [c_char_p, c_char_p, c_char_p, _CharBuf, c_size_t, _SizeOut],
+)
+# uint32_t findity_user_token(const char *base_url, const char *client_id,
+#                             const char *client_secret, const char *user_id,
+#                             char *buf, size_t buf_len, size_t *out_len)
+findity_user_token = _declare(
+    "findity_user_token",
+    c_uint32,
+    [c_char_p, c_char_p, c_char_p, c_char_p, _CharBuf, c_size_t, _SizeOut],
+)
+# uint32_t findity_invalidate(const char *base_url, const char *client_id, const char *user_id)
+findity_invalidate = _declare("findity_invalidate", c_uint32, [c_char_p, c_char_p, c_char_p])
+# void findity_clear_cache(void)
+findity_clear_cache = _declare("findity_clear_cache", None, [])
+# uint32_t findity_set_option(const char *name, const char *value)
+findity_set_option = _declare("findity_set_option", c_uint32, [c_char_p, c_char_p])
+# uint32_t findity_last_error(char *buf, size_t buf_len, size_t *out_len)
+findity_last_error = _declare("findity_last_error", c_uint32, [_CharBuf, c_size_t, _SizeOut])
+# uint16_t findity_last_http_status(void)
+findity_last_http_status = _declare("findity_last_http_status", c_uint16, [])
+# const char *findity_version(void)
+findity_version = _declare("findity_version", c_char_p, [])
+
+
+def _call_with_buffer(call: Callable[[Any, int, Any], int]) -> Tuple[int, bytes]:
+    """Run ``call(buf, buf_len, out_len)``, growing the buffer on BUFFER_TOO_SMALL.
+
+    Returns the status and, on FINDITY_OK, the bytes written (without the NUL). The library
+    keeps a token cached when the buffer was too small, so a retry sends no request.
+    """
+    size = max(0, INITIAL_BUFFER_SIZE)
+    for _ in range(_MAX_ATTEMPTS):
+        buf = ctypes.create_string_buffer(size) if size else None
+        out_len = c_size_t(0)
+        status = call(buf, size, ctypes.byref(out_len))
+        if status == Status.OK:
+            return status, (buf.raw[: out_len.value] if buf is not None else b"")
+        if status != Status.BUFFER_TOO_SMALL:
+            return status, b""
+        needed = out_len.value + 1
+        size = needed if needed > size else size * 2  # renewed meanwhile: a longer token?
+    return Status.BUFFER_TOO_SMALL, b""
+
+
+def _last_error() -> Tuple[str, int]:
+    """This thread's last error message and HTTP status (neither changes the last error)."""
+    status, raw = _call_with_buffer(findity_last_error)
+    message = raw.decode("utf-8", "replace") if status == Status.OK else ""
+    return message, int(findity_last_http_status())
+
+
+def raise_last_error(status: int) -> NoReturn:
+    """Raise the exception for a failed call. Call on the same thread, right after it."""
+    message, http_status = _last_error()
+    if status == Status.BUFFER_TOO_SMALL:
+        raise InternalError(Status.INTERNAL, http_status, "the token kept growing: %s" % message)
+    raise error_for_status(status, http_status, message)
+
+
+def check(status: int) -> None:
+    """Raise for a status other than FINDITY_OK (reads the last error on this thread)."""
+    if status != Status.OK:
+        raise_last_error(status)
+
+
+def call_for_text(fn: Any, *args: Optional[bytes]) -> str:
+    """Call a (…, buf, buf_len, out_len) function of the ABI and return its output as str."""
+    status, raw = _call_with_buffer(lambda buf, size, out_len: fn(*args, buf, size, out_len))
+    check(status)
+    return raw.decode("utf-8")
+
+
+def version() -> str:
+    """The library's version, "MAJOR.MINOR.PATCH"."""
+    return (findity_version() or b"").decode("utf-8", "replace")
