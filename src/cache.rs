@@ -60,17 +60,6 @@ impl RawKey<'_> {
             buf.extend_from_slice(p);
         }
     }
-
-    fn is_spelled(&self, spelling: &[u8]) -> bool {
-        let mut rest = spelling;
-        for p in self.parts() {
-            match rest.strip_prefix(p) {
-                Some(r) => rest = r,
-                None => return false,
-            }
-        }
-        rest.is_empty()
-    }
 }
 
 impl<'a> From<&Request<'a>> for RawKey<'a> {
@@ -102,6 +91,9 @@ pub struct Entry {
     pub key: Key,
     slot: Mutex<Slot>,
     flight_done: Condvar,
+    /// Bumped (under the slot lock) whenever the token or secret changes, so a thread's
+    /// snapshot (see Recent) can be checked without taking the lock.
+    version: AtomicU64,
 }
 
 struct Slot {
@@ -123,11 +115,13 @@ struct Slot {
 }
 
 impl Slot {
-    fn set_token(&mut self, token: Option<Token>) {
+    /// The only way the token changes: keeps `fresh_until` and the entry's version in step.
+    fn set_token(&mut self, token: Option<Token>, version: &AtomicU64) {
         self.fresh_until = token
             .as_ref()
             .map_or(0, |t| t.fresh_until_coarse(Instant::now()));
         self.token = token;
+        version.fetch_add(1, Ordering::Release);
     }
 
     /// The token, if fresh and asked for with this entry's secret. The cache-hit check.
@@ -142,14 +136,29 @@ impl Slot {
     }
 }
 
-/// The entry this thread used last, recognised by the caller's raw bytes: the common case of a
-/// thread asking for the same token again costs no validation, hashing or shared lock.
+/// The entry this thread used last and a snapshot of its fresh token, recognised by the
+/// caller's raw bytes: a thread asking for the same token again costs no validation, hashing,
+/// lock or shared write. The snapshot is good while the entry's version is unchanged.
 struct Recent {
     /// Address of the State it belongs to (a child after fork has another).
     state: usize,
     epoch: u64,
-    spelling: Vec<u8>,
+    base_url: Vec<u8>,
+    client_id: Vec<u8>,
+    user_id: Option<Vec<u8>>,
     entry: Arc<Entry>,
+    version: u64,
+    fresh_until: u64,
+    token: Secret,
+    secret: Secret,
+}
+
+impl Recent {
+    fn is(&self, raw: &RawKey) -> bool {
+        raw.base_url == self.base_url.as_slice()
+            && raw.client_id == self.client_id.as_slice()
+            && raw.user_id == self.user_id.as_deref()
+    }
 }
 
 thread_local! {
@@ -176,12 +185,15 @@ impl Cache {
             let r = recent.as_ref()?;
             if r.state != st as *const State as usize
                 || r.epoch != self.epoch.load(Ordering::Acquire)
-                || !raw.is_spelled(&r.spelling)
+                || !r.is(raw)
+                || r.entry.version.load(Ordering::Acquire) != r.version
+                || r.fresh_until == 0
+                || coarse_now_ns() >= r.fresh_until
+                || !r.secret.ct_eq_bytes(raw.client_secret)
             {
                 return None;
             }
-            let slot = r.entry.slot.lock();
-            slot.fresh_token(raw.client_secret).map(f)
+            Some(f(r.token.expose()))
         })
     }
 
@@ -223,31 +235,41 @@ impl Cache {
         result
     }
 
-    /// Make `entry` this thread's recent one (see recent_hit).
+    /// Make `entry` this thread's recent one, with a snapshot of its token if fresh.
     fn remember(&self, st: &State, raw: &RawKey, entry: Arc<Entry>) {
         let epoch = self.epoch.load(Ordering::Acquire);
+        let snapshot = {
+            let slot = entry.slot.lock();
+            match (&slot.token, slot.fresh_until) {
+                (Some(t), until) if until != 0 => Some((
+                    entry.version.load(Ordering::Acquire),
+                    until,
+                    t.access.clone(),
+                    slot.secret.clone(),
+                )),
+                _ => None,
+            }
+        };
         RECENT.with(|recent| {
             let Ok(mut recent) = recent.try_borrow_mut() else {
                 return;
             };
-            let state = st as *const State as usize;
-            match recent.as_mut() {
-                Some(r) if raw.is_spelled(&r.spelling) => {
-                    r.state = state;
-                    r.epoch = epoch;
-                    r.entry = entry;
-                }
-                _ => {
-                    let mut spelling = Vec::new();
-                    raw.spell(&mut spelling);
-                    *recent = Some(Recent {
-                        state,
-                        epoch,
-                        spelling,
-                        entry,
-                    });
-                }
-            }
+            let Some((version, fresh_until, token, secret)) = snapshot else {
+                *recent = None;
+                return;
+            };
+            *recent = Some(Recent {
+                state: st as *const State as usize,
+                epoch,
+                base_url: raw.base_url.to_vec(),
+                client_id: raw.client_id.to_vec(),
+                user_id: raw.user_id.map(<[u8]>::to_vec),
+                entry,
+                version,
+                fresh_until,
+                token,
+                secret,
+            });
         });
     }
 
@@ -287,13 +309,19 @@ impl Cache {
     /// kept, so the next call renews with it.
     pub fn invalidate(&self, key: &Key) {
         if let Some(e) = self.entries.read().by_key.get(key) {
-            e.slot.lock().set_token(None);
+            e.slot.lock().set_token(None, &e.version);
         }
     }
 
     /// Forget everything. Requests in flight finish into entries nobody can reach any more.
     pub fn clear(&self) {
         let mut entries = self.entries.write();
+        // Wipe what the entries hold: a request in flight may keep one alive a little longer.
+        for e in entries.by_key.values() {
+            let mut slot = e.slot.lock();
+            slot.set_token(None, &e.version);
+            slot.refresh = None;
+        }
         entries.by_key.clear();
         entries.by_spelling.clear();
         self.epoch.fetch_add(1, Ordering::AcqRel);
@@ -318,7 +346,7 @@ impl Cache {
                 .filter(|t| t.freshness(now) != Freshness::Expired)
             {
                 let child = Entry::new(key.clone(), slot.secret.clone());
-                child.slot.lock().set_token(Some(t.clone()));
+                child.slot.lock().set_token(Some(t.clone()), &child.version);
                 new.by_key.insert(key.clone(), child);
             }
         }
@@ -351,6 +379,7 @@ impl Entry {
                 retry_at: None,
             }),
             flight_done: Condvar::new(),
+            version: AtomicU64::new(0),
         })
     }
 
@@ -460,8 +489,8 @@ impl Entry {
         let mut slot = self.slot.lock();
         let served = f(token.access.expose());
         slot.refresh = token.refresh.take();
-        slot.set_token(Some(token));
         slot.secret = secret;
+        slot.set_token(Some(token), &self.version);
         slot.last_error = None;
         slot.failures = 0;
         slot.retry_at = None;
@@ -476,7 +505,7 @@ impl Entry {
             .as_ref()
             .is_some_and(|t| t.access.ct_eq(access.expose()))
         {
-            slot.set_token(None);
+            slot.set_token(None, &self.version);
         }
     }
 }
@@ -500,7 +529,7 @@ impl Flight<'_> {
             Ok(mut token) => {
                 // A refresh token that was never sent is still good if no newer one came.
                 slot.refresh = token.refresh.take().or(unused_refresh);
-                slot.set_token(Some(token));
+                slot.set_token(Some(token), &entry.version);
                 slot.last_error = None;
                 slot.failures = 0;
                 slot.retry_at = None;

@@ -38,8 +38,18 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    // black_box keeps the optimiser from turning the fold into an early exit.
+    // Eight bytes at a time (this is on the cache-hit path), then the tail; no early exit.
+    let (mut diff, mut i) = (0u64, 0);
+    while i + 8 <= a.len() {
+        let x = u64::from_ne_bytes(a[i..i + 8].try_into().expect("8 bytes"));
+        let y = u64::from_ne_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        diff |= x ^ y;
+        i += 8;
+    }
+    for j in i..a.len() {
+        diff |= u64::from(a[j] ^ b[j]);
+    }
+    // black_box keeps the optimiser from turning the accumulation into an early exit.
     std::hint::black_box(diff) == 0
 }
 
@@ -85,5 +95,9 @@ mod tests {
         assert!(!s.ct_eq("abd"));
         assert!(!s.ct_eq("ab"));
         assert!(!s.ct_eq("abcd"));
+        let long = Secret::new("0123456789abcdef-xyz");
+        assert!(long.ct_eq("0123456789abcdef-xyz"));
+        assert!(!long.ct_eq("0123456789abcdeF-xyz"));
+        assert!(!long.ct_eq("0123456789abcdef-xyZ"));
     }
 }
