@@ -8,7 +8,7 @@ DEBUG    := target/debug
 CFLAGS   ?= -std=c11 -O1 -g -Wall -Wextra -Werror -pthread
 EMULATOR := $(DEBUG)/findity-emulator
 
-.PHONY: all build release test demo test-rust test-c test-c-valgrind test-python test-csharp check-header check-deps lint soak clean
+.PHONY: all build release test demo test-rust test-c test-c-valgrind test-python test-csharp check-header check-deps lint soak fuzz clean
 
 all: build
 
@@ -69,6 +69,19 @@ test-csharp: build
 ## 60 s soak (the test command runs a 5 s one): 8 threads, 2 s tokens, injected faults.
 soak:
 	FINDITY_SOAK_SECS=60 $(CARGO) test --test soak -- --nocapture
+
+## Fuzz each target for FUZZ_SECS (60) seconds on stable Rust (no sanitizer: the checks in
+## fuzz/checks.rs assert the properties, and canaries catch writes past caller buffers).
+## A crash lands in fuzz/artifacts/<target>/: copy it to fuzz/regressions/<target>/, and
+## `cargo test --test fuzz_regressions` replays it forever. Longer: make fuzz FUZZ_SECS=3600.
+FUZZ_SECS ?= 60
+FUZZ_TARGETS := token_response base_url ffi_args
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  mkdir -p corpus/$$t && cp -n regressions/$$t/* corpus/$$t/ 2>/dev/null; \
+	  $(CARGO) fuzz run --sanitizer none -O $$t corpus/$$t -- -max_total_time=$(FUZZ_SECS) -rss_limit_mb=2048 || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean

@@ -437,16 +437,19 @@ impl Entry {
             let flight = Flight { entry: self };
             let (result, unused) = source::renew(st, &self.key, refresh, &secret, deadline);
             let mut slot = self.slot.lock();
-            let outcome = flight.land(&mut slot, result, unused);
-            return match outcome {
-                Ok(()) => Ok(f(slot
-                    .token
-                    .as_ref()
-                    .expect("landed token")
-                    .access
-                    .expose())),
-                Err(e) => Err(e),
-            };
+            flight.land(&mut slot, result, unused)?;
+            let t = slot.token.as_ref().expect("landed token");
+            if t.freshness(Instant::now()) == Freshness::Expired {
+                // Only a server whose tokens live barely longer than a request takes gets here.
+                return Err(Error::new(
+                    Status::Server,
+                    format!(
+                        "the new token's lifetime ({:.1} s) left less than the safety margin after the request; check the server's expires_in",
+                        t.lifetime.as_secs_f64()
+                    ),
+                ));
+            }
+            return Ok(f(t.access.expose()));
         }
     }
 

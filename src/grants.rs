@@ -244,7 +244,7 @@ fn checked_token(v: Option<&Value>, name: &str) -> Result<Option<Secret>, String
 }
 
 /// `expires_in` in seconds: a number or numeric string. Missing means 300 s, never "forever";
-/// zero or negative is refused (such a token can't be handed out); huge values are capped.
+/// less than 1 s is refused (such a token can't be handed out); huge values are capped.
 pub fn parse_expires_in(v: Option<&Value>) -> Result<Duration, String> {
     let secs = match v {
         None | Some(Value::Null) => return Ok(DEFAULT_LIFETIME),
@@ -253,10 +253,11 @@ pub fn parse_expires_in(v: Option<&Value>) -> Result<Duration, String> {
         Some(_) => None,
     };
     match secs {
-        Some(s) if s.is_finite() && s > 0.0 => {
+        // Below a second is no usable lifetime (and would round to zero).
+        Some(s) if s.is_finite() && s >= 1.0 => {
             Ok(Duration::from_secs_f64(s.min(MAX_LIFETIME.as_secs_f64())))
         }
-        Some(s) if s.is_finite() => Err(format!("expires_in is {s}, not a positive lifetime")),
+        Some(s) if s.is_finite() => Err(format!("expires_in is {s}, not a lifetime of 1 s or more")),
         _ => Err("expires_in is not a number".into()),
     }
 }
@@ -292,6 +293,8 @@ mod tests {
         assert_eq!(p(json!(1.5)).unwrap(), Duration::from_millis(1500));
         assert_eq!(p(json!(1e300)).unwrap(), MAX_LIFETIME);
         assert!(p(json!(0)).is_err());
+        assert!(p(json!(5e-324)).is_err(), "rounds to zero");
+        assert!(p(json!(0.5)).is_err());
         assert!(p(json!(-5)).is_err());
         assert!(p(json!("soon")).is_err());
         assert!(p(json!([1])).is_err());
