@@ -29,7 +29,9 @@ pub fn token_response(data: &[u8]) {
 /// Any string as a base URL: never panics; an accepted URL is in normal form (parsing it again
 /// gives itself), has no trailing slash, and uses http:// only for loopback.
 pub fn base_url(data: &[u8]) {
-    let Ok(s) = std::str::from_utf8(data) else { return };
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(b) = BaseUrl::parse(s) {
         let n = b.as_str();
         assert!(!n.ends_with('/'));
@@ -67,7 +69,10 @@ fn ptr(s: &CString, null: bool) -> *const c_char {
 /// Base URLs that happen to be valid point at a closed loopback port, with timeout_ms 1.
 pub fn ffi_args(data: &[u8]) {
     INIT.call_once(|| unsafe {
-        let (n, v) = (CString::new("timeout_ms").unwrap(), CString::new("1").unwrap());
+        let (n, v) = (
+            CString::new("timeout_ms").unwrap(),
+            CString::new("1").unwrap(),
+        );
         findity_set_option(n.as_ptr(), v.as_ptr());
     });
     if data.len() < 3 {
@@ -92,7 +97,11 @@ pub fn ffi_args(data: &[u8]) {
                 ptr(&p[1], flags & 4 != 0),
                 ptr(&p[2], flags & 8 != 0),
                 ptr(&p[3], flags & 16 != 0),
-                if flags & 32 != 0 { std::ptr::null_mut() } else { buf.as_mut_ptr().cast() },
+                if flags & 32 != 0 {
+                    std::ptr::null_mut()
+                } else {
+                    buf.as_mut_ptr().cast()
+                },
                 size,
                 &mut out_len,
             )
@@ -101,27 +110,50 @@ pub fn ffi_args(data: &[u8]) {
                 ptr(&base, flags & 2 != 0),
                 ptr(&p[1], flags & 4 != 0),
                 ptr(&p[2], flags & 8 != 0),
-                if flags & 32 != 0 { std::ptr::null_mut() } else { buf.as_mut_ptr().cast() },
+                if flags & 32 != 0 {
+                    std::ptr::null_mut()
+                } else {
+                    buf.as_mut_ptr().cast()
+                },
                 size,
                 &mut out_len,
             )
         };
         assert!(codes.contains(&rc), "status {rc}");
-        assert!(buf[size..].iter().all(|b| *b == canary), "wrote past buf_len");
-        assert!(codes.contains(&findity_invalidate(ptr(&base, flags & 2 != 0), ptr(&p[1], false), ptr(&p[3], flags & 16 != 0))));
+        assert!(
+            buf[size..].iter().all(|b| *b == canary),
+            "wrote past buf_len"
+        );
+        assert!(codes.contains(&findity_invalidate(
+            ptr(&base, flags & 2 != 0),
+            ptr(&p[1], false),
+            ptr(&p[3], flags & 16 != 0)
+        )));
         // Options: names and values from the input (unknown ones must be refused cleanly).
         // timeout_ms is kept at 1 so no iteration waits.
         if !p[4].as_bytes().starts_with(b"timeout") && !p[4].as_bytes().starts_with(b"ca_file") {
-            assert!(codes.contains(&findity_set_option(ptr(&p[4], false), ptr(&p[5], flags & 4 != 0))));
+            assert!(codes.contains(&findity_set_option(
+                ptr(&p[4], false),
+                ptr(&p[5], flags & 4 != 0)
+            )));
             let (n, e) = (CString::new("proxy").unwrap(), CString::new("").unwrap());
             findity_set_option(n.as_ptr(), e.as_ptr());
-            let (n, e) = (CString::new("user_agent").unwrap(), CString::new("").unwrap());
+            let (n, e) = (
+                CString::new("user_agent").unwrap(),
+                CString::new("").unwrap(),
+            );
             findity_set_option(n.as_ptr(), e.as_ptr());
         }
         let mut ebuf = vec![canary; size + 16];
         let rc = findity_last_error(ebuf.as_mut_ptr().cast(), size, &mut out_len);
-        assert!(rc == FINDITY_OK || rc == FINDITY_ERR_BUFFER_TOO_SMALL || (size == 0 && rc == FINDITY_ERR_BUFFER_TOO_SMALL));
-        assert!(ebuf[size..].iter().all(|b| *b == canary), "last_error wrote past buf_len");
+        assert!(
+            rc == FINDITY_OK || rc == FINDITY_ERR_BUFFER_TOO_SMALL,
+            "last_error status {rc}"
+        );
+        assert!(
+            ebuf[size..].iter().all(|b| *b == canary),
+            "last_error wrote past buf_len"
+        );
         let _ = findity_last_http_status();
         if flags == 0xff {
             findity_clear_cache();

@@ -63,6 +63,64 @@
 
 #define FINDITY_VERSION_PATCH 0
 
+/**
+ * Log levels passed to a log callback; also the values of the "log_level" option by name
+ * ("error", "warn", "info", "debug", "off").
+ */
+#define FINDITY_LOG_ERROR 1
+
+#define FINDITY_LOG_WARN 2
+
+#define FINDITY_LOG_INFO 3
+
+#define FINDITY_LOG_DEBUG 4
+
+/**
+ * A log callback: `level` is FINDITY_LOG_*, `message` a UTF-8 line without newline, valid only
+ * during the call, `userdata` what was passed to findity_set_log_callback. Called on whichever
+ * thread logs, background refresh threads included; it must not block for long and must not
+ * unwind (throw) into the library.
+ */
+typedef void (*FindityLogCallback)(uint32_t level, const char *message, void *userdata);
+
+/**
+ * Counters since the process (or, after fork(), the child) started using the library.
+ * Each counter is exact; the set is not one atomic snapshot.
+ */
+typedef struct FindityStats {
+  /**
+   * Token calls answered from the cache without waiting for a request.
+   */
+  uint64_t cache_hits;
+  /**
+   * Token calls that made, or waited for, a token request.
+   */
+  uint64_t cache_misses;
+  /**
+   * Requests sent, by grant.
+   */
+  uint64_t client_credentials_requests;
+  uint64_t refresh_token_requests;
+  uint64_t authorization_grant_requests;
+  uint64_t authorization_code_requests;
+  /**
+   * Renewals started in the background ahead of expiry.
+   */
+  uint64_t background_refreshes;
+  /**
+   * Refresh tokens refused (or of unknown fate) followed by the primary grant.
+   */
+  uint64_t fallbacks;
+  /**
+   * Requests repeated after a retryable failure (connect error, 408, 429, 5xx).
+   */
+  uint64_t retries;
+  /**
+   * Failed calls by status: failures[FINDITY_ERR_NETWORK] and so on; [0] is unused.
+   */
+  uint64_t failures[7];
+} FindityStats;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -148,6 +206,27 @@ void findity_clear_cache(void);
  * Non-NULL arguments must point to NUL-terminated strings.
  */
 uint32_t findity_set_option(const char *name, const char *value);
+
+/**
+ * Send log lines to `callback` instead of stderr (NULL: back to stderr, where lines go only
+ * when FINDITY_LOG=error|warn|info|debug is set). Installing a callback enables info-level
+ * lines unless FINDITY_LOG or the "log_level" option chose a level. Lines name the grant, the
+ * endpoint and the key, and show tokens only as a short fingerprint ("#1a2b3c4d"); never a
+ * secret, token or code. A thread that is logging while the callback is replaced may still call
+ * the old one once: keep `userdata` valid. Thread-safe; always FINDITY_OK.
+ *
+ * # Safety
+ * `callback`, if not NULL, must be safe to call from any thread with `userdata`.
+ */
+uint32_t findity_set_log_callback(FindityLogCallback callback, void *userdata);
+
+/**
+ * Fill `*out` with the library's counters (see FindityStats). Thread-safe; sends nothing.
+ *
+ * # Safety
+ * `out` must be NULL (FINDITY_ERR_INVALID_ARGUMENT) or point to a writable FindityStats.
+ */
+uint32_t findity_stats(struct FindityStats *out);
 
 /**
  * Copy this thread's last error message (of the most recent failing call on this thread;

@@ -5,10 +5,12 @@
 
 use crate::base_url::BaseUrl;
 use crate::error::{Error, Status};
+use crate::log::log;
 use crate::retry;
 use crate::secret::Secret;
 use crate::source;
 use crate::state::State;
+use crate::stats;
 use crate::token::{coarse_now_ns, Freshness, Token};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::cell::RefCell;
@@ -166,6 +168,25 @@ thread_local! {
     static SPELLING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.user_id {
+            Some(u) => write!(
+                f,
+                "user token for \"{u}\" (client \"{}\" at {})",
+                self.client_id,
+                self.base.as_str()
+            ),
+            None => write!(
+                f,
+                "organization token (client \"{}\" at {})",
+                self.client_id,
+                self.base.as_str()
+            ),
+        }
+    }
+}
+
 impl Key {
     pub fn parse(base_url: &str, client_id: &str, user_id: Option<&str>) -> Result<Key, Error> {
         Ok(Key {
@@ -193,6 +214,7 @@ impl Cache {
             {
                 return None;
             }
+            st.stats.hit();
             Some(f(r.token.expose()))
         })
     }
@@ -212,6 +234,7 @@ impl Cache {
             let entries = self.entries.read();
             let entry = entries.by_spelling.get(buf.as_slice())?;
             if let Some(t) = entry.slot.lock().fresh_token(raw.client_secret) {
+                st.stats.hit();
                 let f = f.take().expect("closure used once");
                 return Some(Ok((f(t), Arc::clone(entry))));
             }
@@ -310,6 +333,7 @@ impl Cache {
     pub fn invalidate(&self, key: &Key) {
         if let Some(e) = self.entries.read().by_key.get(key) {
             e.slot.lock().set_token(None, &e.version);
+            log!(Info, "{key}: invalidated by the caller");
         }
     }
 
@@ -400,8 +424,12 @@ impl Entry {
             let now = Instant::now();
             if let Some(t) = &slot.token {
                 match t.freshness(now) {
-                    Freshness::Fresh => return Ok(f(t.access.expose())),
+                    Freshness::Fresh => {
+                        st.stats.hit();
+                        return Ok(f(t.access.expose()));
+                    }
                     Freshness::Stale => {
+                        st.stats.hit();
                         let served = f(t.access.expose());
                         self.start_background(st, &mut slot, now);
                         return Ok(served);
@@ -410,6 +438,7 @@ impl Entry {
                 }
             }
             if slot.in_flight {
+                stats::inc(&st.stats.misses);
                 let seen = slot.flights;
                 let timed_out = self.flight_done.wait_until(&mut slot, deadline).timed_out();
                 if slot.flights != seen {
@@ -430,6 +459,7 @@ impl Entry {
                 continue;
             }
             // Lead a flight in this thread.
+            stats::inc(&st.stats.misses);
             slot.in_flight = true;
             let refresh = slot.refresh.take();
             let secret = slot.secret.clone();
@@ -437,7 +467,11 @@ impl Entry {
             let flight = Flight { entry: self };
             let (result, unused) = source::renew(st, &self.key, refresh, &secret, deadline);
             let mut slot = self.slot.lock();
-            flight.land(&mut slot, result, unused)?;
+            if let Err(e) = flight.land(&mut slot, result, unused) {
+                drop(slot);
+                log!(Error, "{}: no token: {e}", self.key);
+                return Err(e);
+            }
             let t = slot.token.as_ref().expect("landed token");
             if t.freshness(Instant::now()) == Freshness::Expired {
                 // Only a server whose tokens live barely longer than a request takes gets here.
@@ -463,13 +497,25 @@ impl Entry {
         let secret = slot.secret.clone();
         let entry = Arc::clone(self);
         let deadline = now + st.options().timeout;
+        let left = slot
+            .token
+            .as_ref()
+            .map_or(Duration::ZERO, |t| t.remaining(now));
+        stats::inc(&st.stats.background_refreshes);
         let spawned = std::thread::Builder::new()
             .name("findity-refresh".into())
             .spawn(move || {
+                log!(Info, "{}: renewing in the background, {:.0} s left", entry.key, left.as_secs_f64());
                 let flight = Flight { entry: &entry };
                 let (result, unused) = source::renew(st, &entry.key, refresh, &secret, deadline);
                 let mut slot = entry.slot.lock();
-                let _ = flight.land(&mut slot, result, unused);
+                let outcome = flight.land(&mut slot, result, unused);
+                let next = slot.retry_at;
+                drop(slot);
+                if let Err(e) = outcome {
+                    let next = next.map_or(0.0, |t| t.saturating_duration_since(Instant::now()).as_secs_f64());
+                    log!(Warn, "{}: background renewal failed, the current token is still served; next try in {next:.1} s: {e}", entry.key);
+                }
             });
         if spawned.is_err() {
             // No thread to spare: a foreground caller renews once the token runs out.
@@ -488,7 +534,7 @@ impl Entry {
     ) -> Result<R, Error> {
         let secret = Secret::new(secret);
         let (result, _) = source::renew(st, &self.key, None, &secret, deadline);
-        let mut token = result?;
+        let mut token = result.inspect_err(|e| log!(Error, "{}: no token: {e}", self.key))?;
         let mut slot = self.slot.lock();
         let served = f(token.access.expose());
         slot.refresh = token.refresh.take();

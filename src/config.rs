@@ -43,6 +43,8 @@ pub fn default_user_agent() -> String {
 pub enum Effect {
     Timing,
     HttpClient,
+    /// The log level is process-wide state of its own (see crate::log).
+    LogLevel(crate::log::Level),
 }
 
 impl Options {
@@ -97,8 +99,16 @@ impl Options {
                 }
                 Ok(Effect::HttpClient)
             }
+            "log_level" => {
+                if value.is_empty() {
+                    return Ok(Effect::LogLevel(crate::log::env_level()));
+                }
+                crate::log::Level::parse(value).map(Effect::LogLevel).ok_or_else(|| {
+                    Error::invalid_argument("log_level must be off, error, warn, info or debug")
+                })
+            }
             _ => Err(Error::invalid_argument(format!(
-                "unknown option \"{}\"; known: timeout_ms, connect_timeout_ms, ca_file, proxy, user_agent",
+                "unknown option \"{}\"; known: timeout_ms, connect_timeout_ms, ca_file, proxy, user_agent, log_level",
                 crate::error::sanitize_server_text(name, 64)
             ))),
         }

@@ -5,7 +5,7 @@
 use crate::cache::{Key, RawKey, Request};
 use crate::error::{set_last_error, with_last_error, Error, Status};
 use crate::state::state;
-use std::ffi::{c_char, CStr};
+use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Success.
@@ -28,6 +28,44 @@ pub const FINDITY_ERR_INTERNAL: u32 = 6;
 pub const FINDITY_VERSION_MAJOR: u32 = 0;
 pub const FINDITY_VERSION_MINOR: u32 = 1;
 pub const FINDITY_VERSION_PATCH: u32 = 0;
+
+/// Log levels passed to a log callback; also the values of the "log_level" option by name
+/// ("error", "warn", "info", "debug", "off").
+pub const FINDITY_LOG_ERROR: u32 = 1;
+pub const FINDITY_LOG_WARN: u32 = 2;
+pub const FINDITY_LOG_INFO: u32 = 3;
+pub const FINDITY_LOG_DEBUG: u32 = 4;
+
+/// A log callback: `level` is FINDITY_LOG_*, `message` a UTF-8 line without newline, valid only
+/// during the call, `userdata` what was passed to findity_set_log_callback. Called on whichever
+/// thread logs, background refresh threads included; it must not block for long and must not
+/// unwind (throw) into the library.
+pub type FindityLogCallback =
+    Option<unsafe extern "C" fn(level: u32, message: *const c_char, userdata: *mut c_void)>;
+
+/// Counters since the process (or, after fork(), the child) started using the library.
+/// Each counter is exact; the set is not one atomic snapshot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FindityStats {
+    /// Token calls answered from the cache without waiting for a request.
+    pub cache_hits: u64,
+    /// Token calls that made, or waited for, a token request.
+    pub cache_misses: u64,
+    /// Requests sent, by grant.
+    pub client_credentials_requests: u64,
+    pub refresh_token_requests: u64,
+    pub authorization_grant_requests: u64,
+    pub authorization_code_requests: u64,
+    /// Renewals started in the background ahead of expiry.
+    pub background_refreshes: u64,
+    /// Refresh tokens refused (or of unknown fate) followed by the primary grant.
+    pub fallbacks: u64,
+    /// Requests repeated after a retryable failure (connect error, 408, 429, 5xx).
+    pub retries: u64,
+    /// Failed calls by status: failures[FINDITY_ERR_NETWORK] and so on; [0] is unused.
+    pub failures: [u64; 7],
+}
 
 const MAX_ID_LEN: usize = 1024;
 const MAX_SECRET_LEN: usize = 4096;
@@ -164,6 +202,58 @@ pub unsafe extern "C" fn findity_set_option(name: *const c_char, value: *const c
     })
 }
 
+/// Send log lines to `callback` instead of stderr (NULL: back to stderr, where lines go only
+/// when FINDITY_LOG=error|warn|info|debug is set). Installing a callback enables info-level
+/// lines unless FINDITY_LOG or the "log_level" option chose a level. Lines name the grant, the
+/// endpoint and the key, and show tokens only as a short fingerprint ("#1a2b3c4d"); never a
+/// secret, token or code. A thread that is logging while the callback is replaced may still call
+/// the old one once: keep `userdata` valid. Thread-safe; always FINDITY_OK.
+///
+/// # Safety
+/// `callback`, if not NULL, must be safe to call from any thread with `userdata`.
+#[no_mangle]
+pub unsafe extern "C" fn findity_set_log_callback(
+    callback: FindityLogCallback,
+    userdata: *mut c_void,
+) -> u32 {
+    boundary(|| {
+        crate::log::set_callback(callback, userdata);
+        Ok(())
+    })
+}
+
+/// Fill `*out` with the library's counters (see FindityStats). Thread-safe; sends nothing.
+///
+/// # Safety
+/// `out` must be NULL (FINDITY_ERR_INVALID_ARGUMENT) or point to a writable FindityStats.
+#[no_mangle]
+pub unsafe extern "C" fn findity_stats(out: *mut FindityStats) -> u32 {
+    boundary(|| {
+        if out.is_null() {
+            return Err(Error::invalid_argument("out is NULL"));
+        }
+        let s = &state().stats;
+        let get = crate::stats::get;
+        let mut failures = [0u64; 7];
+        for (f, c) in failures.iter_mut().zip(&s.failures) {
+            *f = get(c);
+        }
+        *out = FindityStats {
+            cache_hits: s.hits(),
+            cache_misses: get(&s.misses),
+            client_credentials_requests: get(&s.client_credentials),
+            refresh_token_requests: get(&s.refresh_token),
+            authorization_grant_requests: get(&s.authorization_grant),
+            authorization_code_requests: get(&s.authorization_code),
+            background_refreshes: get(&s.background_refreshes),
+            fallbacks: get(&s.fallbacks),
+            retries: get(&s.retries),
+            failures,
+        };
+        Ok(())
+    })
+}
+
 /// Copy this thread's last error message (of the most recent failing call on this thread;
 /// successful calls leave it) into `buf`, with the same buffer rules as findity_get_token.
 /// Empty when no call has failed. The message says what failed, the endpoint, the HTTP status
@@ -210,6 +300,7 @@ fn boundary(f: impl FnOnce() -> Result<(), Error>) -> u32 {
         Ok(Ok(())) => FINDITY_OK,
         Ok(Err(e)) => {
             set_last_error(&e);
+            state().stats.failure(e.status as u32);
             e.status as u32
         }
         Err(_) => {

@@ -257,7 +257,9 @@ pub fn parse_expires_in(v: Option<&Value>) -> Result<Duration, String> {
         Some(s) if s.is_finite() && s >= 1.0 => {
             Ok(Duration::from_secs_f64(s.min(MAX_LIFETIME.as_secs_f64())))
         }
-        Some(s) if s.is_finite() => Err(format!("expires_in is {s}, not a lifetime of 1 s or more")),
+        Some(s) if s.is_finite() => {
+            Err(format!("expires_in is {s}, not a lifetime of 1 s or more"))
+        }
         _ => Err("expires_in is not a number".into()),
     }
 }

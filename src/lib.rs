@@ -11,6 +11,7 @@
 //! - [`base_url`]: accepted base URLs and their normal form.
 //! - [`config`]: process-wide options set through `findity_set_option`.
 //! - [`state`]: the process-wide state and its renewal after `fork()`.
+//! - [`log`], [`stats`]: log lines (stderr or a host callback) and operator counters.
 //! - [`error`], [`secret`]: error values with the thread-local last error; secrets that redact and wipe themselves.
 
 pub mod base_url;
@@ -20,10 +21,12 @@ pub mod error;
 pub mod ffi;
 pub mod grants;
 pub mod http;
+pub mod log;
 pub mod retry;
 pub mod secret;
 pub mod source;
 pub mod state;
+pub mod stats;
 pub mod token;
 
 pub use error::{Error, Status};

@@ -26,22 +26,22 @@ impl Backoff {
         self.attempt + 1
     }
 
-    /// Sleep before the next attempt after `err`. Returns false (without sleeping) when the
-    /// error is not worth retrying or the wait would end past the deadline.
-    pub fn wait(&mut self, err: &Error) -> bool {
+    /// Sleep before the next attempt after `err` and return how long. None (without sleeping)
+    /// when the error is not worth retrying or the wait would end past the deadline.
+    pub fn wait(&mut self, err: &Error) -> Option<Duration> {
         if !err.retryable {
-            return false;
+            return None;
         }
         let delay = match err.retry_after {
             Some(d) => d,
             None => jittered(delay_for(self.attempt)),
         };
         if Instant::now() + delay >= self.deadline {
-            return false;
+            return None;
         }
         self.attempt += 1;
         std::thread::sleep(delay);
-        true
+        Some(delay)
     }
 }
 
@@ -91,16 +91,16 @@ mod tests {
     #[test]
     fn gives_up_on_permanent_errors_and_past_deadline() {
         let mut b = Backoff::new(Instant::now() + Duration::from_secs(10));
-        assert!(!b.wait(&Error::new(Status::Auth, "no")));
+        assert!(b.wait(&Error::new(Status::Auth, "no")).is_none());
         let mut e = Error::new(Status::Server, "busy");
         e.retryable = true;
         e.retry_after = Some(Duration::from_secs(60));
         assert!(
-            !b.wait(&e),
+            b.wait(&e).is_none(),
             "Retry-After beyond the deadline must not be waited for"
         );
         e.retry_after = Some(Duration::from_millis(1));
-        assert!(b.wait(&e));
+        assert_eq!(b.wait(&e), Some(Duration::from_millis(1)));
         assert_eq!(b.attempts(), 2);
     }
 }

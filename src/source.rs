@@ -5,9 +5,11 @@
 use crate::cache::Key;
 use crate::error::{Delivery, Error};
 use crate::grants;
+use crate::log::{fingerprint, log};
 use crate::retry::Backoff;
 use crate::secret::Secret;
 use crate::state::State;
+use crate::stats::inc;
 use crate::token::Token;
 use std::time::Instant;
 
@@ -26,12 +28,28 @@ pub fn renew(
     };
     let mut unused = None;
     if let Some(rt) = refresh {
+        inc(&st.stats.refresh_token);
+        log!(Debug, "{key}: refresh_token grant");
         match grants::refresh(&http, &key.base, &key.client_id, &rt, deadline) {
-            Ok(t) => return (Ok(t), None),
+            Ok(t) => {
+                obtained(key, &t, "refresh_token");
+                return (Ok(t), None);
+            }
             // Never left this process: still unused, keep it for later.
             Err(e) if e.delivery == Delivery::NotSent => unused = Some(rt),
             // Refused, or sent with no answer: burnt either way. Fall back to the primary grant.
-            Err(_) => {}
+            Err(e) => {
+                inc(&st.stats.fallbacks);
+                let grant = if key.user_id.is_some() {
+                    "a new authorization grant"
+                } else {
+                    "client_credentials"
+                };
+                log!(
+                    Info,
+                    "{key}: refresh token not accepted, falling back to {grant}: {e}"
+                );
+            }
         }
     }
     let result = match &key.user_id {
@@ -39,6 +57,31 @@ pub fn renew(
         Some(user) => user_token(st, key, user, secret, deadline),
     };
     (result, unused)
+}
+
+fn obtained(key: &Key, t: &Token, grant: &str) {
+    log!(
+        Info,
+        "{key}: new token {} via {grant}, expires in {:.0} s",
+        fingerprint(t.access.expose()),
+        t.lifetime.as_secs_f64()
+    );
+}
+
+/// Wait before the next attempt, or give up; says so in the log either way.
+fn retry(st: &State, key: &Key, backoff: &mut Backoff, err: Error) -> Result<(), Error> {
+    match backoff.wait(&err) {
+        Some(waited) => {
+            inc(&st.stats.retries);
+            log!(
+                Warn,
+                "{key}: retried after {} ms: {err}",
+                waited.as_millis()
+            );
+            Ok(())
+        }
+        None => Err(after_attempts(err, backoff.attempts())),
+    }
 }
 
 fn organization_token(
@@ -50,13 +93,13 @@ fn organization_token(
     let http = st.http()?;
     let mut backoff = Backoff::new(deadline);
     loop {
+        inc(&st.stats.client_credentials);
         match grants::client_credentials(&http, &key.base, &key.client_id, secret, deadline) {
-            Ok(t) => return Ok(t),
-            Err(e) => {
-                if !backoff.wait(&e) {
-                    return Err(after_attempts(e, backoff.attempts()));
-                }
+            Ok(t) => {
+                obtained(key, &t, "client_credentials");
+                return Ok(t);
             }
+            Err(e) => retry(st, key, &mut backoff, e)?,
         }
     }
 }
@@ -82,30 +125,40 @@ fn user_token(
         let org_token = org
             .get(st, secret.expose(), deadline, |t| Secret::new(t))
             .map_err(|e| e.context("organization token for the authorization grant"))?;
+        inc(&st.stats.authorization_grant);
         let err = match grants::authorization_grant(&http, &key.base, &org_token, user, deadline) {
-            Ok(code) => match grants::exchange_code(&http, &key.base, &code, deadline) {
-                Ok(t) => return Ok(t),
-                Err(mut e) => {
-                    // A fresh code makes another round safe whatever happened to this one.
-                    e.retryable = e.delivery != Delivery::Answered
-                        || e.http_status == 408
-                        || e.http_status == 429
-                        || e.http_status >= 500;
-                    e
+            Ok(code) => {
+                inc(&st.stats.authorization_code);
+                match grants::exchange_code(&http, &key.base, &code, deadline) {
+                    Ok(t) => {
+                        obtained(key, &t, "authorization grant and code exchange");
+                        return Ok(t);
+                    }
+                    Err(mut e) => {
+                        // A fresh code makes another round safe whatever happened to this one.
+                        e.retryable = e.delivery != Delivery::Answered
+                            || e.http_status == 408
+                            || e.http_status == 429
+                            || e.http_status >= 500;
+                        e
+                    }
                 }
-            },
+            }
             Err(e) if e.http_status == 401 && !org_token_renewed => {
                 // The organization token was refused (revoked, or the server restarted):
                 // forget it and try once more with a new one.
+                log!(
+                    Warn,
+                    "{key}: organization token {} refused by the authorization grant, renewing it",
+                    fingerprint(org_token.expose())
+                );
                 org.invalidate_if(&org_token);
                 org_token_renewed = true;
                 continue;
             }
             Err(e) => e,
         };
-        if !backoff.wait(&err) {
-            return Err(after_attempts(err, backoff.attempts()));
-        }
+        retry(st, key, &mut backoff, err)?;
     }
 }
 

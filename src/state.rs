@@ -10,6 +10,8 @@ use crate::cache::Cache;
 use crate::config::{Effect, Options};
 use crate::error::Error;
 use crate::http::Http;
+use crate::log::log;
+use crate::stats::Stats;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use std::sync::Arc;
 pub struct State {
     fork_generation: u64,
     pub cache: Cache,
+    pub stats: Stats,
     options: Mutex<Arc<Options>>,
     http: Mutex<Option<Arc<Http>>>,
 }
@@ -56,10 +59,21 @@ fn renew(old: *mut State, generation: u64) -> &'static State {
                 .unwrap_or_default(),
         ),
         http: Mutex::new(None),
+        stats: Stats::default(),
     }));
     match STATE.compare_exchange(old, fresh, Ordering::AcqRel, Ordering::Acquire) {
-        // SAFETY: just leaked above.
-        Ok(_) => unsafe { &*fresh },
+        Ok(_) => {
+            // SAFETY: just leaked above.
+            let s = unsafe { &*fresh };
+            if parent.is_some() {
+                log!(
+                    Debug,
+                    "new process after fork(): fresh state, {} valid tokens inherited",
+                    s.cache.len()
+                );
+            }
+            s
+        }
         Err(_) => {
             // Another thread won the race; ours was never shared and holds no threads yet.
             // SAFETY: `fresh` came from Box::into_raw and nobody else saw it.
@@ -82,6 +96,9 @@ impl State {
         let mut guard = self.options.lock();
         let mut next = Options::clone(&guard);
         let effect = next.set(name, value)?;
+        if let Effect::LogLevel(level) = effect {
+            crate::log::set_level(level);
+        }
         if effect == Effect::HttpClient {
             // Build first, so a client that can't be built leaves the options as they were.
             let http = Http::new(&next)?;

@@ -597,7 +597,131 @@ static void test_clear_cache(void) {
     emu_stop(&e);
 }
 
-int main(void) {
+/* ---- stats and logging */
+
+static void test_stats(void) {
+    emu_t e;
+    start(&e, "--lifetime", "2");
+    FindityStats s0, s1;
+    char t[TOKEN_MAX];
+    CHECK(findity_stats(NULL) == FINDITY_ERR_INVALID_ARGUMENT, "NULL out");
+    CHECK(findity_stats(&s0) == FINDITY_OK, "stats");
+    CHECK(org(&e, t) == FINDITY_OK && org(&e, t) == FINDITY_OK && org(&e, t) == FINDITY_OK, "%s", last_error());
+    CHECK(user(&e, "stats-user", t) == FINDITY_OK, "%s", last_error());
+    findity_get_token(e.url, CLIENT, "wrong-secret-stats", t, sizeof t, NULL);
+    emu_ctl(&e, "/_emulator/fault?kind=status:503&grant=client_credentials");
+    findity_clear_cache();
+    CHECK(org(&e, t) == FINDITY_OK, "%s", last_error());
+    emu_ctl(&e, "/_emulator/revoke?what=refresh");
+    findity_invalidate(e.url, CLIENT, NULL);
+    CHECK(org(&e, t) == FINDITY_OK, "%s", last_error());
+    usleep(1200 * 1000); /* into the refresh window of the 2 s token */
+    CHECK(org(&e, t) == FINDITY_OK, "%s", last_error());
+    usleep(300 * 1000);
+    CHECK(findity_stats(&s1) == FINDITY_OK, "stats");
+#define D(f) (s1.f - s0.f)
+    CHECK(D(cache_hits) >= 3, "hits %llu", (unsigned long long)D(cache_hits));
+    CHECK(D(cache_misses) >= 4, "misses %llu", (unsigned long long)D(cache_misses));
+    CHECK(D(client_credentials_requests) == (uint64_t)emu_stat(&e, "client_credentials"), "cc %llu vs emulator %ld",
+          (unsigned long long)D(client_credentials_requests), emu_stat(&e, "client_credentials"));
+    CHECK(D(refresh_token_requests) == (uint64_t)emu_stat(&e, "refresh_token"), "refresh %llu vs %ld",
+          (unsigned long long)D(refresh_token_requests), emu_stat(&e, "refresh_token"));
+    CHECK(D(authorization_grant_requests) == 1 && D(authorization_code_requests) == 1, "user grant counted");
+    CHECK(D(retries) == 1, "one retry after the 503: %llu", (unsigned long long)D(retries));
+    CHECK(D(fallbacks) >= 1, "revoked refresh token fell back");
+    CHECK(D(background_refreshes) >= 1, "background refresh counted");
+    CHECK(D(failures[FINDITY_ERR_AUTH]) == 1, "one auth failure: %llu", (unsigned long long)D(failures[FINDITY_ERR_AUTH]));
+#undef D
+    emu_stop(&e);
+}
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[1 << 16];
+static int log_lines, log_bad_level;
+
+static void log_cb(uint32_t level, const char *message, void *userdata) {
+    pthread_mutex_lock(&log_mu);
+    if (level < FINDITY_LOG_ERROR || level > FINDITY_LOG_DEBUG || userdata != (void *)&log_lines) log_bad_level++;
+    log_lines++;
+    size_t used = strlen(log_text);
+    snprintf(log_text + used, sizeof log_text - used, "%u %s\n", level, message);
+    pthread_mutex_unlock(&log_mu);
+}
+
+static void test_log_callback(void) {
+    emu_t e;
+    start(&e, "--lifetime", "2");
+    char a[TOKEN_MAX], u[TOKEN_MAX], t[TOKEN_MAX];
+    log_text[0] = 0;
+    CHECK(findity_set_log_callback(log_cb, &log_lines) == FINDITY_OK, "set");
+    CHECK(findity_set_option("log_level", "debug") == FINDITY_OK, "%s", last_error());
+    CHECK(findity_set_option("log_level", "chatty") == FINDITY_ERR_INVALID_ARGUMENT, "bad level");
+    CHECK(org(&e, a) == FINDITY_OK && user(&e, "log-user", u) == FINDITY_OK, "%s", last_error());
+    findity_get_token(e.url, CLIENT, "wrong-secret-for-log", t, sizeof t, NULL);
+    findity_invalidate(e.url, CLIENT, NULL);
+    CHECK(org(&e, a) == FINDITY_OK, "%s", last_error());
+    usleep(1200 * 1000);
+    CHECK(org(&e, t) == FINDITY_OK, "%s", last_error()); /* starts a background refresh */
+    usleep(300 * 1000);
+    CHECK(findity_set_log_callback(NULL, NULL) == FINDITY_OK, "unset");
+    findity_set_option("log_level", "");
+    pthread_mutex_lock(&log_mu);
+    CHECK(log_lines >= 5 && log_bad_level == 0, "%d lines, %d bad", log_lines, log_bad_level);
+    CHECK(strstr(log_text, "via client_credentials") != NULL, "grant named:\n%s", log_text);
+    CHECK(strstr(log_text, "new token #") != NULL, "fingerprint shown");
+    CHECK(strstr(log_text, "background") != NULL, "background refresh logged");
+    CHECK(strstr(log_text, "invalidated") != NULL, "invalidation logged");
+    CHECK(strstr(log_text, "invalid_client") != NULL, "failure logged");
+    CHECK(strstr(log_text, SECRET) == NULL && strstr(log_text, "wrong-secret-for-log") == NULL, "no secret in log");
+    CHECK(strstr(log_text, a) == NULL && strstr(log_text, u) == NULL && strstr(log_text, t) == NULL, "no token in log");
+    int before = log_lines;
+    pthread_mutex_unlock(&log_mu);
+    findity_clear_cache();
+    CHECK(org(&e, t) == FINDITY_OK, "%s", last_error());
+    CHECK(log_lines == before, "no calls after the callback was removed");
+    emu_stop(&e);
+}
+
+/* FINDITY_LOG=info sends lines to stderr: run this program again with it set. */
+static int child_log_mode(const char *url) {
+    char t[TOKEN_MAX];
+    size_t len;
+    return findity_get_token(url, CLIENT, SECRET, t, sizeof t, &len) == FINDITY_OK ? 0 : 1;
+}
+
+static const char *self_path;
+
+static void test_log_env_to_stderr(void) {
+    emu_t e;
+    start(&e, NULL, NULL);
+    int err[2];
+    CHECK(pipe(err) == 0, "pipe");
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(err[1], 2);
+        close(err[0]);
+        setenv("FINDITY_LOG", "info", 1);
+        execl(self_path, self_path, "--child-log", e.url, (char *)NULL);
+        _exit(127);
+    }
+    close(err[1]);
+    static char out[8192];
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < sizeof out && (r = read(err[0], out + got, sizeof out - 1 - got)) > 0) got += (size_t)r;
+    out[got] = 0;
+    close(err[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child got a token");
+    CHECK(strstr(out, "findity info: organization token") != NULL, "stderr line:\n%s", out);
+    CHECK(strstr(out, SECRET) == NULL, "no secret on stderr");
+    emu_stop(&e);
+}
+
+int main(int argc, char **argv) {
+    self_path = argv[0];
+    if (argc == 3 && strcmp(argv[1], "--child-log") == 0) return child_log_mode(argv[2]);
     signal(SIGPIPE, SIG_IGN);
     /* timing: asserts on wall-clock bounds, skipped under valgrind (FINDITY_TEST_NO_TIMING=1). */
     struct {
@@ -627,6 +751,9 @@ int main(void) {
         {"tls_with_ca_file", test_tls_with_ca_file, 0},
         {"fork", test_fork, 1},
         {"clear_cache", test_clear_cache, 0},
+        {"stats", test_stats, 1},
+        {"log_callback", test_log_callback, 1},
+        {"log_env_to_stderr", test_log_env_to_stderr, 0},
     };
     const char *only = getenv("FINDITY_TEST_ONLY");
     int no_timing = getenv("FINDITY_TEST_NO_TIMING") != NULL;

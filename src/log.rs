@@ -1,0 +1,162 @@
+//! Log lines: to stderr when FINDITY_LOG=error|warn|info|debug is set, or to a host's callback
+//! (findity_set_log_callback). Lines name keys, grants and endpoints, and show tokens only as
+//! a short fingerprint; secrets never reach a log call (they are `Secret`s, which print as
+//! "[redacted]").
+//!
+//! Lock-free and fork-safe: the sink is one atomic pointer, so logging never blocks and a child
+//! after fork() keeps its parent's settings.
+
+use std::collections::hash_map::DefaultHasher;
+use std::ffi::{c_char, c_void, CString};
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u32)]
+pub enum Level {
+    Off = 0,
+    Error = 1,
+    Warn = 2,
+    Info = 3,
+    Debug = 4,
+}
+
+impl Level {
+    pub fn parse(s: &str) -> Option<Level> {
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "off" | "none" | "0" => Level::Off,
+            "error" | "1" => Level::Error,
+            "warn" | "warning" | "2" => Level::Warn,
+            "info" | "3" => Level::Info,
+            "debug" | "4" => Level::Debug,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Level::Off => "off",
+            Level::Error => "error",
+            Level::Warn => "warn",
+            Level::Info => "info",
+            Level::Debug => "debug",
+        }
+    }
+}
+
+/// A host's callback: level (FINDITY_LOG_*), the line (UTF-8, NUL-terminated, valid only
+/// during the call), and the userdata given when it was set.
+pub type Callback = unsafe extern "C" fn(level: u32, message: *const c_char, userdata: *mut c_void);
+
+struct Sink {
+    callback: Callback,
+    userdata: *mut c_void,
+}
+
+static SINK: AtomicPtr<Sink> = AtomicPtr::new(std::ptr::null_mut());
+/// u32::MAX: not decided yet (read FINDITY_LOG on first use).
+static LEVEL: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// Route lines to `callback` (None: back to stderr per FINDITY_LOG). A line being logged on
+/// another thread at this moment may still reach the previous callback.
+pub fn set_callback(callback: Option<Callback>, userdata: *mut c_void) {
+    let new = match callback {
+        Some(callback) => Box::into_raw(Box::new(Sink { callback, userdata })),
+        None => std::ptr::null_mut(),
+    };
+    // The old sink is leaked, not freed: another thread may be reading it right now, and a
+    // host sets its callback once or twice per process.
+    SINK.swap(new, Ordering::AcqRel);
+    if callback.is_some() && level() == Level::Off {
+        // A host that installs a callback wants lines; info unless it chose otherwise.
+        LEVEL.store(Level::Info as u32, Ordering::Release);
+    }
+}
+
+pub fn set_level(level: Level) {
+    LEVEL.store(level as u32, Ordering::Release);
+}
+
+/// The level FINDITY_LOG asks for (off when unset or not a level).
+pub fn env_level() -> Level {
+    std::env::var("FINDITY_LOG")
+        .ok()
+        .and_then(|v| Level::parse(&v))
+        .unwrap_or(Level::Off)
+}
+
+pub fn level() -> Level {
+    match LEVEL.load(Ordering::Acquire) {
+        u32::MAX => {
+            let l = env_level();
+            LEVEL.store(l as u32, Ordering::Release);
+            l
+        }
+        1 => Level::Error,
+        2 => Level::Warn,
+        3 => Level::Info,
+        4 => Level::Debug,
+        _ => Level::Off,
+    }
+}
+
+pub fn enabled(l: Level) -> bool {
+    l != Level::Off && l <= level()
+}
+
+/// Write one line if its level is enabled. Use through the `log!` macro.
+pub fn write(l: Level, msg: std::fmt::Arguments) {
+    if !enabled(l) {
+        return;
+    }
+    let line = msg.to_string();
+    let sink = SINK.load(Ordering::Acquire);
+    if sink.is_null() {
+        let _ = writeln!(std::io::stderr(), "findity {}: {line}", l.name());
+        return;
+    }
+    // SAFETY: sinks are never freed (see set_callback).
+    let sink = unsafe { &*sink };
+    let c = CString::new(line.replace('\0', " ")).unwrap_or_default();
+    // SAFETY: the host promised a callable function; the pointers are valid for the call.
+    unsafe { (sink.callback)(l as u32, c.as_ptr(), sink.userdata) };
+}
+
+/// A short, stable fingerprint of a token for correlating log lines; the token itself cannot be
+/// recovered from 32 bits of a hash of ~128 random characters.
+pub fn fingerprint(token: &str) -> String {
+    let mut h = DefaultHasher::new();
+    token.hash(&mut h);
+    format!("#{:08x}", h.finish() as u32)
+}
+
+macro_rules! log {
+    ($level:ident, $($arg:tt)*) => {
+        if $crate::log::enabled($crate::log::Level::$level) {
+            $crate::log::write($crate::log::Level::$level, format_args!($($arg)*))
+        }
+    };
+}
+pub(crate) use log;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_parse() {
+        assert_eq!(Level::parse("DEBUG"), Some(Level::Debug));
+        assert_eq!(Level::parse("warning"), Some(Level::Warn));
+        assert_eq!(Level::parse("loud"), None);
+        assert!(Level::Error < Level::Debug);
+    }
+
+    #[test]
+    fn fingerprints_are_short_and_stable() {
+        let f = fingerprint("RsT5OjbzRn4k9zqMLgV3Ia");
+        assert_eq!(f.len(), 9);
+        assert_eq!(f, fingerprint("RsT5OjbzRn4k9zqMLgV3Ia"));
+        assert_ne!(f, fingerprint("RsT5OjbzRn4k9zqMLgV3Ib"));
+    }
+}

@@ -1,0 +1,65 @@
+//! Counters an operator watches: cache hits and misses, token requests by grant, background
+//! refreshes, fallbacks, retries, failures by status. Relaxed atomics: each figure is exact,
+//! a snapshot of several is not a single instant.
+//!
+//! Cache hits are counted on the hottest path from many threads, so that counter is sharded
+//! over cache lines: a thread adds to its own shard and never contends with another.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+const SHARDS: usize = 16;
+
+#[repr(align(64))]
+#[derive(Default)]
+struct Padded(AtomicU64);
+
+#[derive(Default)]
+pub struct Stats {
+    hits: [Padded; SHARDS],
+    pub misses: AtomicU64,
+    pub client_credentials: AtomicU64,
+    pub refresh_token: AtomicU64,
+    pub authorization_grant: AtomicU64,
+    pub authorization_code: AtomicU64,
+    pub background_refreshes: AtomicU64,
+    pub fallbacks: AtomicU64,
+    pub retries: AtomicU64,
+    /// Failed calls by status code (index = FINDITY_ERR_*; 0 unused).
+    pub failures: [AtomicU64; 7],
+}
+
+thread_local! {
+    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+impl Stats {
+    pub fn hit(&self) {
+        let shard = SHARD.with(|s| {
+            if s.get() == usize::MAX {
+                s.set(NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS);
+            }
+            s.get()
+        });
+        self.hits[shard].0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn hits(&self) -> u64 {
+        self.hits.iter().map(|p| p.0.load(Ordering::Relaxed)).sum()
+    }
+
+    pub fn failure(&self, status: u32) {
+        if let Some(c) = self.failures.get(status as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+pub fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
