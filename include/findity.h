@@ -184,6 +184,20 @@ uint32_t findity_user_token(const char *base_url,
 uint32_t findity_invalidate(const char *base_url, const char *client_id, const char *user_id);
 
 /**
+ * Seconds until the cached access token for (base_url, client_id, user_id) expires (user_id
+ * NULL: the organization token), e.g. to print it next to the token or to schedule work. The
+ * library renews tokens by itself: callers never need this to stay valid. Sends no request.
+ * FINDITY_ERR_INVALID_ARGUMENT when no token is cached for that key. Thread-safe.
+ *
+ * # Safety
+ * Non-NULL string arguments must point to NUL-terminated strings; `seconds` must be writable.
+ */
+uint32_t findity_token_expires_in(const char *base_url,
+                                  const char *client_id,
+                                  const char *user_id,
+                                  uint64_t *seconds);
+
+/**
  * Forget every cached token, organization and user, in this process. Requests in flight
  * finish but their tokens are not kept. Thread-safe.
  */

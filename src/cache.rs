@@ -337,6 +337,13 @@ impl Cache {
         }
     }
 
+    /// Time left before the cached access token of `key` expires, if one is cached.
+    pub fn expires_in(&self, key: &Key) -> Option<Duration> {
+        let entries = self.entries.read();
+        let slot = entries.by_key.get(key)?.slot.lock();
+        slot.token.as_ref().map(|t| t.remaining(Instant::now()))
+    }
+
     /// Forget everything. Requests in flight finish into entries nobody can reach any more.
     pub fn clear(&self) {
         let mut entries = self.entries.write();

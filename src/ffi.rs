@@ -169,6 +169,41 @@ pub unsafe extern "C" fn findity_invalidate(
     })
 }
 
+/// Seconds until the cached access token for (base_url, client_id, user_id) expires (user_id
+/// NULL: the organization token), e.g. to print it next to the token or to schedule work. The
+/// library renews tokens by itself: callers never need this to stay valid. Sends no request.
+/// FINDITY_ERR_INVALID_ARGUMENT when no token is cached for that key. Thread-safe.
+///
+/// # Safety
+/// Non-NULL string arguments must point to NUL-terminated strings; `seconds` must be writable.
+#[no_mangle]
+pub unsafe extern "C" fn findity_token_expires_in(
+    base_url: *const c_char,
+    client_id: *const c_char,
+    user_id: *const c_char,
+    seconds: *mut u64,
+) -> u32 {
+    boundary(|| {
+        if seconds.is_null() {
+            return Err(Error::invalid_argument("seconds is NULL"));
+        }
+        let base_url = c_str(base_url, "base_url")?;
+        let client_id = id(c_bytes(client_id, "client_id")?, "client_id")?;
+        let user_id = if user_id.is_null() {
+            None
+        } else {
+            Some(id(c_bytes(user_id, "user_id")?, "user_id")?)
+        };
+        let key = Key::parse(base_url, client_id, user_id)?;
+        let left = state()
+            .cache
+            .expires_in(&key)
+            .ok_or_else(|| Error::invalid_argument("no token is cached for that key"))?;
+        *seconds = left.as_secs();
+        Ok(())
+    })
+}
+
 /// Forget every cached token, organization and user, in this process. Requests in flight
 /// finish but their tokens are not kept. Thread-safe.
 #[no_mangle]

@@ -89,6 +89,22 @@ static void test_org_token_and_cache(void) {
     emu_stop(&e);
 }
 
+static void test_expires_in(void) {
+    emu_t e;
+    start(&e, "--lifetime", "600");
+    char t[TOKEN_MAX];
+    uint64_t secs = 0;
+    CHECK(findity_token_expires_in(e.url, CLIENT, NULL, &secs) == FINDITY_ERR_INVALID_ARGUMENT, "nothing cached yet");
+    CHECK(org(&e, t) == FINDITY_OK && user(&e, "exp-user", t) == FINDITY_OK, "%s", last_error());
+    CHECK(findity_token_expires_in(e.url, CLIENT, NULL, &secs) == FINDITY_OK && secs > 590 && secs <= 600, "org %llu",
+          (unsigned long long)secs);
+    CHECK(findity_token_expires_in(e.url, CLIENT, "exp-user", &secs) == FINDITY_OK && secs > 590, "user %llu",
+          (unsigned long long)secs);
+    CHECK(findity_token_expires_in(e.url, CLIENT, NULL, NULL) == FINDITY_ERR_INVALID_ARGUMENT, "NULL out");
+    CHECK(findity_token_expires_in(NULL, CLIENT, NULL, &secs) == FINDITY_ERR_INVALID_ARGUMENT, "NULL base");
+    emu_stop(&e);
+}
+
 static void test_buffer_too_small(void) {
     emu_t e;
     start(&e, NULL, NULL);
@@ -732,6 +748,7 @@ int main(int argc, char **argv) {
         {"version", test_version, 0},
         {"org_token_and_cache", test_org_token_and_cache, 0},
         {"buffer_too_small", test_buffer_too_small, 0},
+        {"expires_in", test_expires_in, 0},
         {"invalid_arguments", test_invalid_arguments, 0},
         {"last_error_buffer", test_last_error_buffer, 0},
         {"auth_error", test_auth_error, 0},
