@@ -132,17 +132,13 @@ pub fn ffi_args(data: &[u8]) {
         // Options: names and values from the input (unknown ones must be refused cleanly).
         // timeout_ms is kept at 1 so no iteration waits.
         if !p[4].as_bytes().starts_with(b"timeout") && !p[4].as_bytes().starts_with(b"ca_file") {
-            assert!(codes.contains(&findity_set_option(
-                ptr(&p[4], false),
-                ptr(&p[5], flags & 4 != 0)
-            )));
-            let (n, e) = (CString::new("proxy").unwrap(), CString::new("").unwrap());
-            findity_set_option(n.as_ptr(), e.as_ptr());
-            let (n, e) = (
-                CString::new("user_agent").unwrap(),
-                CString::new("").unwrap(),
-            );
-            findity_set_option(n.as_ptr(), e.as_ptr());
+            let rc = findity_set_option(ptr(&p[4], false), ptr(&p[5], flags & 4 != 0));
+            assert!(codes.contains(&rc));
+            if rc == FINDITY_OK {
+                // Back to the default (for options that change the HTTP client).
+                let empty = CString::new("").unwrap();
+                findity_set_option(p[4].as_ptr(), empty.as_ptr());
+            }
         }
         let mut ebuf = vec![canary; size + 16];
         let rc = findity_last_error(ebuf.as_mut_ptr().cast(), size, &mut out_len);

@@ -3,7 +3,7 @@
 use crate::error::Error;
 use std::time::Duration;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
     /// The whole operation, retries and waiting for another caller's request included.
     pub timeout: Duration,

@@ -99,7 +99,8 @@ impl State {
         if let Effect::LogLevel(level) = effect {
             crate::log::set_level(level);
         }
-        if effect == Effect::HttpClient {
+        // Setting an option to the value it has is cheap: no new client (and runtime thread).
+        if effect == Effect::HttpClient && next != **guard {
             // Build first, so a client that can't be built leaves the options as they were.
             let http = Http::new(&next)?;
             *self.http.lock() = Some(Arc::new(http));
