@@ -8,7 +8,7 @@ DEBUG    := target/debug
 CFLAGS   ?= -std=c11 -O1 -g -Wall -Wextra -Werror -pthread
 EMULATOR := $(DEBUG)/findity-emulator
 
-.PHONY: all build release test demo test-rust test-c test-c-valgrind test-python test-csharp check-header check-deps lint soak fuzz clean
+.PHONY: all build release test demo test-rust test-c test-c-valgrind test-python test-csharp check-header check-deps lint soak fuzz bench clean
 
 all: build
 
@@ -82,6 +82,10 @@ fuzz:
 	  mkdir -p corpus/$$t && cp -n regressions/$$t/* corpus/$$t/ 2>/dev/null; \
 	  $(CARGO) fuzz run --sanitizer none -O $$t corpus/$$t -- -max_total_time=$(FUZZ_SECS) -rss_limit_mb=2048 || exit 1; \
 	done
+
+## Benchmarks (not part of the test command): writes BENCHMARKS.md.
+bench:
+	bash bench/run.sh
 
 clean:
 	$(CARGO) clean

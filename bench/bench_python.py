@@ -1,0 +1,59 @@
+"""Python figures for BENCHMARKS.md, each a median of repeated runs:
+  wrapper   findity_auth.get_token (cached) vs a bare ctypes call of a no-op C function with the
+            same signature (bytes arguments, a buffer) in the same process
+  cold      one cold token over HTTPS with `requests` (fresh session), for comparison with the
+            library and curl
+usage: bench_python.py wrapper URL NOOP_LIB | cold URL CAFILE"""
+import ctypes
+import statistics
+import sys
+import time
+
+CLIENT, SECRET = "bench-client", "bench-secret-0123456789"
+
+
+def per_call_ns(fn, n=200_000, runs=7):
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter_ns()
+        for _ in range(n):
+            fn()
+        out.append((time.perf_counter_ns() - t0) / n)
+    return statistics.median(out)
+
+
+def wrapper(url, noop_path):
+    import findity_auth
+
+    findity_auth.get_token(url, CLIENT, SECRET)  # cold, not measured
+    noop = ctypes.CDLL(noop_path)
+    f = noop.noop_get_token
+    f.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)]
+    f.restype = ctypes.c_uint32
+    buf = ctypes.create_string_buffer(2048)
+    out = ctypes.c_size_t()
+    # Like the wrapper, the bare call encodes its str arguments each time.
+    def bare():
+        f(url.encode(), CLIENT.encode(), SECRET.encode(), buf, 2048, ctypes.byref(out))
+
+    def wrapped():
+        findity_auth.get_token(url, CLIENT, SECRET)
+
+    bare_ns = per_call_ns(bare)
+    wrap_ns = per_call_ns(wrapped)
+    print("python_bare_ns=%.0f python_wrapper_ns=%.0f python_ratio=%.2f" % (bare_ns, wrap_ns, wrap_ns / bare_ns))
+
+
+def cold(url, ca):
+    import requests
+
+    t0 = time.perf_counter()
+    r = requests.post(url + "/api/oauth/token/", data={"grant_type": "client_credentials", "client_id": CLIENT,
+                                                       "client_secret": SECRET}, verify=ca, timeout=10)
+    ms = (time.perf_counter() - t0) * 1e3
+    r.raise_for_status()
+    print("requests_cold_ms=%.3f" % ms)
+
+
+if __name__ == "__main__":
+    {"wrapper": wrapper, "cold": cold}[sys.argv[1]](*sys.argv[2:])
