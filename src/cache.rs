@@ -331,8 +331,10 @@ impl Cache {
     /// Forget the access token of one key (the API answered 401 with it). Its refresh token is
     /// kept, so the next call renews with it.
     pub fn invalidate(&self, key: &Key) {
-        if let Some(e) = self.entries.read().by_key.get(key) {
+        let entry = self.entries.read().by_key.get(key).cloned();
+        if let Some(e) = entry {
             e.slot.lock().set_token(None, &e.version);
+            // Logged with no lock held: a host's log callback may call back into the library.
             log!(Info, "{key}: invalidated by the caller");
         }
     }
