@@ -698,6 +698,46 @@ static void test_log_callback(void) {
     emu_stop(&e);
 }
 
+/* A callback may call back into the library (stats, clear, invalidate): no lock is held while
+ * logging, so this must not deadlock. alarm() turns a deadlock into a failure, not a hang. */
+static const emu_t *reentrant_emu;
+static int reentrant_calls;
+
+static void reentrant_cb(uint32_t level, const char *message, void *userdata) {
+    (void)level, (void)userdata;
+    FindityStats s;
+    findity_stats(&s);
+    findity_invalidate(reentrant_emu->url, "someone-else", NULL);
+    if (reentrant_calls++ == 0 || strstr(message, "invalidated")) findity_clear_cache();
+}
+
+static void on_alarm(int sig) {
+    (void)sig;
+    static const char msg[] = "FAIL log_callback_reentrant: deadlock (alarm)\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    _exit(3);
+}
+
+static void test_log_callback_reentrant(void) {
+    emu_t e;
+    start(&e, NULL, NULL);
+    reentrant_emu = &e;
+    char t[TOKEN_MAX];
+    signal(SIGALRM, on_alarm);
+    alarm(20);
+    findity_set_log_callback(reentrant_cb, NULL);
+    findity_set_option("log_level", "debug");
+    CHECK(org(&e, t) == FINDITY_OK && user(&e, "re-user", t) == FINDITY_OK, "%s", last_error());
+    findity_invalidate(e.url, CLIENT, NULL);
+    CHECK(org(&e, t) == FINDITY_OK, "%s", last_error());
+    findity_get_token(e.url, CLIENT, "wrong-secret-reentrant", t, sizeof t, NULL);
+    findity_set_log_callback(NULL, NULL);
+    findity_set_option("log_level", "");
+    alarm(0);
+    CHECK(reentrant_calls > 3, "callback ran %d times", reentrant_calls);
+    emu_stop(&e);
+}
+
 /* FINDITY_LOG=info sends lines to stderr: run this program again with it set. */
 static int child_log_mode(const char *url) {
     char t[TOKEN_MAX];
@@ -771,6 +811,7 @@ int main(int argc, char **argv) {
         {"stats", test_stats, 1},
         {"log_callback", test_log_callback, 1},
         {"log_env_to_stderr", test_log_env_to_stderr, 0},
+        {"log_callback_reentrant", test_log_callback_reentrant, 0},
     };
     const char *only = getenv("FINDITY_TEST_ONLY");
     int no_timing = getenv("FINDITY_TEST_NO_TIMING") != NULL;
