@@ -155,16 +155,9 @@ pub unsafe extern "C" fn findity_invalidate(
     user_id: *const c_char,
 ) -> u32 {
     boundary(|| {
-        let base_url = c_str(base_url, "base_url")?;
-        let client_id = id(c_bytes(client_id, "client_id")?, "client_id")?;
-        let user_id = if user_id.is_null() {
-            None
-        } else {
-            Some(id(c_bytes(user_id, "user_id")?, "user_id")?)
-        };
         state()
             .cache
-            .invalidate(&Key::parse(base_url, client_id, user_id)?);
+            .invalidate(&key(base_url, client_id, user_id)?);
         Ok(())
     })
 }
@@ -187,14 +180,7 @@ pub unsafe extern "C" fn findity_token_expires_in(
         if seconds.is_null() {
             return Err(Error::invalid_argument("seconds is NULL"));
         }
-        let base_url = c_str(base_url, "base_url")?;
-        let client_id = id(c_bytes(client_id, "client_id")?, "client_id")?;
-        let user_id = if user_id.is_null() {
-            None
-        } else {
-            Some(id(c_bytes(user_id, "user_id")?, "user_id")?)
-        };
-        let key = Key::parse(base_url, client_id, user_id)?;
+        let key = key(base_url, client_id, user_id)?;
         let left = state()
             .cache
             .expires_in(&key)
@@ -362,6 +348,23 @@ fn token(raw: &RawKey, out: OutBuf) -> Result<(), Error> {
         .with_token(st, &req, |t| out.write(t))
         .and_then(|r| r)
         .map_err(|e| e.redact(&[req.client_secret]))
+}
+
+/// A cache key from (base_url, client_id, user_id or NULL for the organization), checked like
+/// the token calls check them.
+unsafe fn key(
+    base_url: *const c_char,
+    client_id: *const c_char,
+    user_id: *const c_char,
+) -> Result<Key, Error> {
+    let base_url = c_str(base_url, "base_url")?;
+    let client_id = id(c_bytes(client_id, "client_id")?, "client_id")?;
+    let user_id = if user_id.is_null() {
+        None
+    } else {
+        Some(id(c_bytes(user_id, "user_id")?, "user_id")?)
+    };
+    Key::parse(base_url, client_id, user_id)
 }
 
 /// A borrowed C string's bytes (no UTF-8 check yet: a cache hit doesn't need one).

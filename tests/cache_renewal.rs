@@ -2,9 +2,11 @@
 //! (Many threads mixing keys with short lifetimes: tests/soak.rs.)
 //! (Each test binary is one process: the options set here affect only this file's tests.)
 
+mod common;
+
+use common::c;
 use findity::ffi::*;
 use findity_emulator::{Config, Emulator};
-use std::ffi::{CStr, CString};
 
 const ID: &str = "client-r";
 const SECRET: &str = "secret-r-123456";
@@ -20,63 +22,12 @@ fn emulator(port: u16, lifetime: i64) -> Emulator {
     .expect("emulator starts")
 }
 
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
 fn token(url: &str, user: Option<&str>) -> Result<String, (u32, String)> {
-    let (u, id, sec) = (c(url), c(ID), c(SECRET));
-    let mut buf = vec![0u8; 512];
-    let mut len = 0;
-    let rc = unsafe {
-        match user {
-            None => findity_get_token(
-                u.as_ptr(),
-                id.as_ptr(),
-                sec.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut len,
-            ),
-            Some(user) => {
-                let user = c(user);
-                findity_user_token(
-                    u.as_ptr(),
-                    id.as_ptr(),
-                    sec.as_ptr(),
-                    user.as_ptr(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    &mut len,
-                )
-            }
-        }
-    };
-    if rc == FINDITY_OK {
-        Ok(String::from_utf8(buf[..len].to_vec()).unwrap())
-    } else {
-        let mut msg = vec![0u8; 2048];
-        unsafe { findity_last_error(msg.as_mut_ptr().cast(), msg.len(), &mut len) };
-        Err((
-            rc,
-            CStr::from_bytes_until_nul(&msg)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned(),
-        ))
-    }
+    common::token(url, ID, SECRET, user).map_err(|(rc, _, msg)| (rc, msg))
 }
 
 fn invalidate(url: &str, user: Option<&str>) {
-    let user = user.map(c);
-    let rc = unsafe {
-        findity_invalidate(
-            c(url).as_ptr(),
-            c(ID).as_ptr(),
-            user.as_ref().map_or(std::ptr::null(), |u| u.as_ptr()),
-        )
-    };
-    assert_eq!(rc, FINDITY_OK);
+    common::invalidate(url, ID, user)
 }
 
 /// A refresh token that never left the process (connection refused) is kept and used once the

@@ -4,9 +4,11 @@
 //! cached token keeps being served while the fault persists (nothing lost). Scenarios run in
 //! parallel, each against its own emulator (own cache keys); timeout_ms is set once for all.
 
+mod common;
+
+use common::c;
 use findity::ffi::*;
 use findity_emulator::{Config, Emulator, Fault};
-use std::ffi::{CStr, CString};
 use std::time::{Duration, Instant};
 
 const ID: &str = "matrix-client";
@@ -189,45 +191,8 @@ fn scenarios() -> Vec<Scenario> {
     v
 }
 
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
 fn call(url: &str, flow: Flow, user: &str) -> Result<String, (u32, u16, String)> {
-    let mut buf = vec![0u8; 1024];
-    let mut len = 0;
-    let (u, id, s, user) = (c(url), c(ID), c(SECRET), c(user));
-    let rc = unsafe {
-        match flow {
-            Flow::Org => findity_get_token(
-                u.as_ptr(),
-                id.as_ptr(),
-                s.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut len,
-            ),
-            Flow::User => findity_user_token(
-                u.as_ptr(),
-                id.as_ptr(),
-                s.as_ptr(),
-                user.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut len,
-            ),
-        }
-    };
-    if rc == FINDITY_OK {
-        return Ok(String::from_utf8(buf[..len].to_vec()).unwrap());
-    }
-    let mut msg = vec![0u8; 2048];
-    unsafe { findity_last_error(msg.as_mut_ptr().cast(), msg.len(), &mut len) };
-    let msg = CStr::from_bytes_until_nul(&msg)
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    Err((rc, findity_last_http_status(), msg))
+    common::token(url, ID, SECRET, (flow == Flow::User).then_some(user))
 }
 
 fn fault(q: &str) -> Fault {

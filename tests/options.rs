@@ -2,18 +2,15 @@
 //! options are process-wide. No traffic leaves loopback: the "proxy" here is a local listener
 //! that records the CONNECT request and refuses it.
 
+mod common;
+
 use findity::ffi::*;
-use std::ffi::{CStr, CString};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;
 
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
 fn set(name: &str, value: &str) -> u32 {
-    unsafe { findity_set_option(c(name).as_ptr(), c(value).as_ptr()) }
+    common::set_option(name, value)
 }
 
 /// Accept one connection, send its request head (up to the blank line) back, answer `reply`.
@@ -39,25 +36,10 @@ fn one_shot(reply: &'static str) -> (String, mpsc::Receiver<String>) {
 }
 
 fn get_token(base: &str) -> (u32, String) {
-    let mut buf = [0u8; 512];
-    let mut len = 0;
-    let rc = unsafe {
-        findity_get_token(
-            c(base).as_ptr(),
-            c("id").as_ptr(),
-            c("secret-xyz").as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut len,
-        )
-    };
-    let mut msg = [0u8; 1024];
-    unsafe { findity_last_error(msg.as_mut_ptr().cast(), msg.len(), &mut len) };
-    let msg = CStr::from_bytes_until_nul(&msg)
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    (rc, msg)
+    match common::token(base, "id", "secret-xyz", None) {
+        Ok(_) => (FINDITY_OK, String::new()),
+        Err((rc, _, msg)) => (rc, msg),
+    }
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //! header) into its error answers: no last-error message may contain the client secret, a
 //! refresh token, an access token or an authorization code.
 
+mod common;
+
 use findity::ffi::*;
-use std::ffi::{CStr, CString};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -78,58 +79,11 @@ fn token_json() -> String {
     serde_json::json!({"access_token": ACCESS, "token_type": "Bearer", "expires_in": 3600, "refresh_token": REFRESH}).to_string()
 }
 
-fn last_error() -> String {
-    let mut buf = vec![0u8; 4096];
-    let mut len = 0usize;
-    let rc = unsafe { findity_last_error(buf.as_mut_ptr().cast(), buf.len(), &mut len) };
-    assert_eq!(rc, FINDITY_OK);
-    CStr::from_bytes_until_nul(&buf)
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string()
-}
-
 fn get(url: &str, user: Option<&str>) -> (u32, String) {
-    let (url, id, secret) = (
-        CString::new(url).unwrap(),
-        CString::new("client-1").unwrap(),
-        CString::new(SECRET).unwrap(),
-    );
-    let mut buf = vec![0u8; 1024];
-    let mut len = 0;
-    let rc = unsafe {
-        match user {
-            None => findity_get_token(
-                url.as_ptr(),
-                id.as_ptr(),
-                secret.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut len,
-            ),
-            Some(u) => {
-                let u = CString::new(u).unwrap();
-                findity_user_token(
-                    url.as_ptr(),
-                    id.as_ptr(),
-                    secret.as_ptr(),
-                    u.as_ptr(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    &mut len,
-                )
-            }
-        }
-    };
-    (
-        rc,
-        if rc == FINDITY_OK {
-            String::new()
-        } else {
-            last_error()
-        },
-    )
+    match common::token(url, "client-1", SECRET, user) {
+        Ok(_) => (FINDITY_OK, String::new()),
+        Err((rc, _, msg)) => (rc, msg),
+    }
 }
 
 fn assert_clean(msg: &str) {
@@ -157,14 +111,7 @@ fn refused_refresh_and_client_credentials_echoing_secrets() {
         ),
     });
     assert_eq!(get(&url, None).0, FINDITY_OK);
-    let (u, id) = (
-        CString::new(url.as_str()).unwrap(),
-        CString::new("client-1").unwrap(),
-    );
-    assert_eq!(
-        unsafe { findity_invalidate(u.as_ptr(), id.as_ptr(), std::ptr::null()) },
-        FINDITY_OK
-    );
+    common::invalidate(&url, "client-1", None);
     let (rc, msg) = get(&url, None);
     assert_eq!(rc, FINDITY_ERR_AUTH, "{msg}");
     assert_clean(&msg);

@@ -4,65 +4,24 @@
 //! requests than calls, and no growth of threads or resident memory after warm-up.
 //! FINDITY_SOAK_SECS sets the length: 5 s in the test command, 60 s in `make soak`.
 
+mod common;
+
 use findity::ffi::*;
 use findity_emulator::{Config, Emulator, Fault};
-use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const ID: &str = "soak-client";
 const SECRET: &str = "soak-secret-8e21aa";
 
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
 fn token(url: &str, user: Option<&str>) -> Result<(), String> {
-    let (u, id, sec) = (c(url), c(ID), c(SECRET));
-    let mut buf = [0u8; 512];
-    let mut len = 0;
-    let rc = unsafe {
-        match user {
-            None => findity_get_token(
-                u.as_ptr(),
-                id.as_ptr(),
-                sec.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut len,
-            ),
-            Some(user) => {
-                let user = c(user);
-                findity_user_token(
-                    u.as_ptr(),
-                    id.as_ptr(),
-                    sec.as_ptr(),
-                    user.as_ptr(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    &mut len,
-                )
-            }
-        }
-    };
-    if rc == FINDITY_OK {
-        return Ok(());
-    }
-    let mut msg = [0u8; 2048];
-    unsafe { findity_last_error(msg.as_mut_ptr().cast(), msg.len(), &mut len) };
-    Err(format!(
-        "status {rc}: {}",
-        CStr::from_bytes_until_nul(&msg).unwrap().to_string_lossy()
-    ))
+    common::token(url, ID, SECRET, user)
+        .map(drop)
+        .map_err(|(rc, _, msg)| format!("status {rc}: {msg}"))
 }
 
 fn invalidate(url: &str, user: Option<&str>) {
-    let user = user.map(c);
-    let p = user.as_ref().map_or(std::ptr::null(), |u| u.as_ptr());
-    assert_eq!(
-        unsafe { findity_invalidate(c(url).as_ptr(), c(ID).as_ptr(), p) },
-        FINDITY_OK
-    );
+    common::invalidate(url, ID, user)
 }
 
 /// (threads, resident KiB) of this process.

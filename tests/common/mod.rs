@@ -1,0 +1,71 @@
+//! Calling the C ABI from Rust tests the way a C caller would.
+#![allow(dead_code)]
+
+use findity::ffi::*;
+use std::ffi::{CStr, CString};
+
+pub fn c(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+pub fn set_option(name: &str, value: &str) -> u32 {
+    unsafe { findity_set_option(c(name).as_ptr(), c(value).as_ptr()) }
+}
+
+/// This thread's last error message.
+pub fn last_error() -> String {
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0usize;
+    let rc = unsafe { findity_last_error(buf.as_mut_ptr().cast(), buf.len(), &mut len) };
+    assert_eq!(rc, FINDITY_OK);
+    CStr::from_bytes_until_nul(&buf)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// An organization token (`user` None) or a user token; on failure (status, HTTP status, message).
+pub fn token(
+    url: &str,
+    client_id: &str,
+    secret: &str,
+    user: Option<&str>,
+) -> Result<String, (u32, u16, String)> {
+    let (u, id, s) = (c(url), c(client_id), c(secret));
+    let user = user.map(c);
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    let rc = unsafe {
+        match &user {
+            None => findity_get_token(
+                u.as_ptr(),
+                id.as_ptr(),
+                s.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut len,
+            ),
+            Some(user) => findity_user_token(
+                u.as_ptr(),
+                id.as_ptr(),
+                s.as_ptr(),
+                user.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut len,
+            ),
+        }
+    };
+    if rc == FINDITY_OK {
+        Ok(String::from_utf8(buf[..len].to_vec()).unwrap())
+    } else {
+        Err((rc, findity_last_http_status(), last_error()))
+    }
+}
+
+pub fn invalidate(url: &str, client_id: &str, user: Option<&str>) {
+    let user = user.map(c);
+    let p = user.as_ref().map_or(std::ptr::null(), |u| u.as_ptr());
+    let rc = unsafe { findity_invalidate(c(url).as_ptr(), c(client_id).as_ptr(), p) };
+    assert_eq!(rc, FINDITY_OK);
+}
