@@ -19,7 +19,7 @@ namespace Findity.Auth
     /// <see cref="FindityAuthException"/>, <see cref="FindityServerException"/>).
     /// <see cref="DllNotFoundException"/> when libfindity can't be loaded.
     /// </remarks>
-    public static class FindityAuth
+    public static partial class FindityAuth
     {
         // First buffer for a token; grown to the size libfindity asks for. Tests shrink it.
         internal static int InitialBufferSize = 512;
@@ -38,20 +38,39 @@ namespace Findity.Auth
             get
             {
                 // A static string owned by the library: read it, never free it.
-                IntPtr p = NativeMethods.findity_version();
-                if (p == IntPtr.Zero)
-                {
-                    return "";
-                }
-                int n = 0;
-                while (Marshal.ReadByte(p, n) != 0)
-                {
-                    n++;
-                }
-                byte[] bytes = new byte[n];
-                Marshal.Copy(p, bytes, 0, n);
-                return Encoding.UTF8.GetString(bytes);
+                return FromUtf8(NativeMethods.findity_version());
             }
+        }
+
+        /// <summary>
+        /// libfindity's counters since this process started using it: cache hits and misses,
+        /// requests by grant, background renewals, fallbacks, retries, failures by status.
+        /// Each read is a new snapshot; subtract two to see what a piece of code did.
+        /// </summary>
+        public static FindityStats Stats
+        {
+            get
+            {
+                FindityStatsNative s;
+                Ensure.Ok(NativeMethods.findity_stats(out s), null);
+                return new FindityStats(s);
+            }
+        }
+
+        /// <summary>
+        /// Time left on the cached token of (baseUrl, clientId, userId), or of the organization token
+        /// when <paramref name="userId"/> is null, in whole seconds; e.g. to print next to it. Tokens
+        /// are renewed by the library, so callers never need this to stay valid. Sends no request.
+        /// Throws <see cref="FindityArgumentException"/> when no token is cached for that key.
+        /// </summary>
+        public static TimeSpan TokenExpiresIn(string baseUrl, string clientId, string userId = null)
+        {
+            byte[] b = Encode(baseUrl, "baseUrl");
+            byte[] c = Encode(clientId, "clientId");
+            byte[] u = Encode(userId, "userId");
+            ulong seconds;
+            Ensure.Ok(NativeMethods.findity_token_expires_in(b, c, u, out seconds), TokenParams);
+            return TimeSpan.FromSeconds(seconds);
         }
 
         /// <summary>
@@ -125,7 +144,8 @@ namespace Findity.Auth
         /// <summary>
         /// Sets a process-wide option; an empty <paramref name="value"/> restores its default.
         /// Options: "timeout_ms" (30000), "connect_timeout_ms" (10000), "ca_file" (extra trusted
-        /// PEM certificates), "proxy" ("http://host:port"), "user_agent". An unknown name or bad
+        /// PEM certificates), "proxy" ("http://host:port"), "user_agent", "log_level" ("off",
+        /// "error", "warn", "info", "debug"; see <see cref="SetLogger"/>). An unknown name or bad
         /// value throws <see cref="FindityArgumentException"/> and changes nothing.
         /// </summary>
         public static void SetOption(string name, string value)
@@ -190,6 +210,23 @@ namespace Findity.Auth
                 throw Ensure.Argument(paramName, "is not valid Unicode text (a lone surrogate)");
             }
             return bytes;
+        }
+
+        // A NUL-terminated UTF-8 string owned by the library (never freed here).
+        private static string FromUtf8(IntPtr p)
+        {
+            if (p == IntPtr.Zero)
+            {
+                return "";
+            }
+            int n = 0;
+            while (Marshal.ReadByte(p, n) != 0)
+            {
+                n++;
+            }
+            byte[] bytes = new byte[n];
+            Marshal.Copy(p, bytes, 0, n);
+            return Encoding.UTF8.GetString(bytes);
         }
 
         private static void Wipe(byte[] a)

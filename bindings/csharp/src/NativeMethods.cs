@@ -11,11 +11,15 @@
 //    the buffer on FINDITY_ERR_BUFFER_TOO_SMALL. No returned char* is ever marshaled as string
 //    (the marshaler would free it). Only findity_version returns a pointer: a static string,
 //    read as an IntPtr.
-//  - size_t is UIntPtr; uint32_t is uint; uint16_t is ushort.
+//  - size_t is UIntPtr; uint64_t is ulong; uint32_t is uint; uint16_t is ushort.
 //  - No SetLastError: libfindity keeps its own thread-local last error, read right after the
 //    failing call on the same thread (findity_last_error / findity_last_http_status).
-//  - No callbacks are passed to native code, so no managed exception can unwind through native
-//    frames; libfindity catches its own panics (FINDITY_ERR_INTERNAL).
+//  - One callback is passed to native code: the log callback (LogCallback below), a single
+//    delegate instance held in a static field for the life of the process (FindityAuth.Logging.cs),
+//    because the library may call it on any thread at any time, even once after it was replaced.
+//    It catches every exception, so none unwinds through native frames; libfindity catches its
+//    own panics (FINDITY_ERR_INTERNAL). Its message is an IntPtr decoded as UTF-8 by hand.
+//  - struct FindityStats is FindityStatsNative (sequential, 16 x uint64_t = 128 bytes).
 //  - byte[] of byte is blittable: the marshaler pins it, no copy in or out.
 
 using System;
@@ -36,6 +40,11 @@ namespace Findity.Auth
         internal const uint FINDITY_ERR_AUTH = 4;
         internal const uint FINDITY_ERR_SERVER = 5;
         internal const uint FINDITY_ERR_INTERNAL = 6;
+
+        internal const uint FINDITY_LOG_ERROR = 1;
+        internal const uint FINDITY_LOG_WARN = 2;
+        internal const uint FINDITY_LOG_INFO = 3;
+        internal const uint FINDITY_LOG_DEBUG = 4;
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern uint findity_get_token(
@@ -79,5 +88,40 @@ namespace Findity.Auth
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern IntPtr findity_version();
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern uint findity_token_expires_in(
+            [In] byte[] baseUrl,
+            [In] byte[] clientId,
+            [In] byte[] userId,
+            out ulong seconds);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern uint findity_stats(out FindityStatsNative stats);
+
+        // typedef void (*FindityLogCallback)(uint32_t level, const char *message, void *userdata);
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void LogCallback(uint level, IntPtr message, IntPtr userdata);
+
+        // A null callback is passed as NULL (back to stderr).
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern uint findity_set_log_callback(LogCallback callback, IntPtr userdata);
+    }
+
+    // struct FindityStats, field for field (public fields: written only by the marshaler).
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct FindityStatsNative
+    {
+        public ulong cache_hits;
+        public ulong cache_misses;
+        public ulong client_credentials_requests;
+        public ulong refresh_token_requests;
+        public ulong authorization_grant_requests;
+        public ulong authorization_code_requests;
+        public ulong background_refreshes;
+        public ulong fallbacks;
+        public ulong retries;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = 7)]
+        public ulong[] failures;
     }
 }

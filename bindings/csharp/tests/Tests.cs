@@ -1,7 +1,8 @@
 // Tests of the C# wrapper against findity-emulator. Compiled with the library sources by
 // scripts/test-csharp.sh (mcs) and run with mono. Environment: FINDITY_EMULATOR (path of
 // findity-emulator), FINDITY_HEADER (include/findity.h, optional). Each test is a static method
-// named Test*; prints "ok name" / "FAIL name: why" and closes with "N passed, M failed".
+// named Test* of the partial class Tests (Tests.cs, StatsAndLoggingTests.cs); prints
+// "ok name" / "FAIL name: why" and closes with "N passed, M failed".
 
 using System;
 using System.Collections.Generic;
@@ -164,7 +165,7 @@ namespace Findity.Auth.Tests
         }
     }
 
-    internal static class Tests
+    internal static partial class Tests
     {
         private const string ClientId = "demo-client";
         private static string Secret;
@@ -249,6 +250,7 @@ namespace Findity.Auth.Tests
             foreach (var o in new[] { "timeout_ms", "connect_timeout_ms", "ca_file", "proxy", "user_agent" })
                 FindityAuth.SetOption(o, "");
             FindityAuth.InitialBufferSize = 512;
+            FindityAuth.SetLogger(null);
         }
 
         // ---------------------------------------------------------------- asserts

@@ -4,6 +4,9 @@
 >>> token = findity_auth.get_token("production", "my-client-id", "my-secret")  # doctest: +SKIP
 >>> auth = findity_auth.FindityAuth("production", "my-client-id", "my-secret")
 >>> requests.get("https://api.findity.com/api/v1/me", auth=auth)  # doctest: +SKIP
+>>> findity_auth.enable_logging()  # the library's lines -> logging.getLogger("findity")
+>>> findity_auth.stats()  # doctest: +SKIP
+Stats(cache_hits=1, cache_misses=1, client_credentials_requests=1, ...)
 
 Caching, renewal, refresh tokens and single flight are done by the native library, for all
 threads of the process; this package is a thin ctypes wrapper around its C ABI (findity.h).
@@ -11,7 +14,17 @@ The library is loaded from ``$FINDITY_LIB``, else the copy packaged with this pa
 system loader (``libfindity.so``).
 """
 
-from ._api import clear_cache, get_token, invalidate, set_option, user_token, version
+from ._api import (
+    Stats,
+    clear_cache,
+    get_token,
+    invalidate,
+    set_option,
+    stats,
+    token_expires_in,
+    user_token,
+    version,
+)
 from ._errors import (
     AuthError,
     FindityError,
@@ -21,6 +34,7 @@ from ._errors import (
     ServerError,
     Status,
 )
+from ._logging import disable_logging, enable_logging
 from ._requests_auth import FindityAuth
 
 __version__ = "0.1.0"
@@ -29,8 +43,13 @@ __all__ = [
     "get_token",
     "user_token",
     "invalidate",
+    "token_expires_in",
     "clear_cache",
     "set_option",
+    "stats",
+    "Stats",
+    "enable_logging",
+    "disable_logging",
     "version",
     "FindityAuth",
     "FindityError",

@@ -6,12 +6,23 @@ libfindity's. These functions convert arguments to UTF-8, call the library (with
 and raise a :class:`~findity_auth.FindityError` subclass on failure.
 """
 
-from typing import Optional, Union
+import dataclasses
+from typing import Optional, Tuple, Union
 
 from . import _native
 from ._errors import InvalidArgumentError, Status
 
-__all__ = ["get_token", "user_token", "invalidate", "clear_cache", "set_option", "version"]
+__all__ = [
+    "get_token",
+    "user_token",
+    "invalidate",
+    "token_expires_in",
+    "clear_cache",
+    "set_option",
+    "stats",
+    "Stats",
+    "version",
+]
 
 
 def _utf8(value: object, name: str) -> bytes:
@@ -96,6 +107,21 @@ def invalidate(base_url: str, client_id: str, user_id: Optional[str] = None) -> 
     )
 
 
+def token_expires_in(base_url: str, client_id: str, user_id: Optional[str] = None) -> int:
+    """Whole seconds until the cached token of ``user_id`` (``None``: the organization's) expires.
+
+    For display or scheduling only: the library renews tokens by itself. Sends no request.
+
+    Raises:
+        InvalidArgumentError: No token is cached for that key (or a bad argument).
+    """
+    return _native.token_expires_in(
+        _utf8(base_url, "base_url"),
+        _utf8(client_id, "client_id"),
+        None if user_id is None else _utf8(user_id, "user_id"),
+    )
+
+
 def clear_cache() -> None:
     """Forget every cached token, organization and user, in this process.
 
@@ -110,7 +136,8 @@ def set_option(name: str, value: Union[str, int, None]) -> None:
     Options: ``"timeout_ms"`` (30000, the most a call may block), ``"connect_timeout_ms"``
     (10000), ``"ca_file"`` (a PEM file of extra trusted certificates), ``"proxy"``
     (``"http://host:port"``; by default HTTPS_PROXY/ALL_PROXY/NO_PROXY are used) and
-    ``"user_agent"``. Integers are accepted for the ``*_ms`` options. Applies to requests
+    ``"user_agent"`` and ``"log_level"`` (``"off"``, ``"error"``, ``"warn"``, ``"info"``,
+    ``"debug"``; default from ``$FINDITY_LOG``, see :func:`enable_logging`). Integers are accepted for the ``*_ms`` options. Applies to requests
     started afterwards.
 
     Raises:
@@ -121,6 +148,44 @@ def set_option(name: str, value: Union[str, int, None]) -> None:
     elif isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     _native.check(_native.findity_set_option(_utf8(name, "name"), _utf8(value, "value")))
+
+
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    """libfindity's counters since this process (or, after ``fork()``, the child) started.
+
+    Each counter is exact; the set is not one atomic snapshot. Subtract two of them to see what
+    a piece of code did, e.g. ``after.cache_misses - before.cache_misses``.
+    """
+
+    cache_hits: int
+    """Token calls answered from the cache without waiting for a request."""
+    cache_misses: int
+    """Token calls that made, or waited for, a token request."""
+    client_credentials_requests: int
+    """client_credentials requests sent (organization tokens)."""
+    refresh_token_requests: int
+    """refresh_token requests sent."""
+    authorization_grant_requests: int
+    """Authorization-grant requests sent (user tokens)."""
+    authorization_code_requests: int
+    """Code exchanges sent (user tokens)."""
+    background_refreshes: int
+    """Renewals started in the background ahead of expiry."""
+    fallbacks: int
+    """Refresh tokens refused (or of unknown fate) followed by the primary grant."""
+    retries: int
+    """Requests repeated after a retryable failure (connect error, 408, 429, 5xx)."""
+    failures: Tuple[int, ...]
+    """Failed calls by status, 7 entries indexed by :class:`Status`:
+    ``failures[Status.AUTH]``; ``failures[Status.OK]`` is always 0."""
+
+
+def stats() -> Stats:
+    """A snapshot of libfindity's counters (cache hits and misses, requests by grant, ...)."""
+    raw = _native.read_stats()
+    counters = {name: int(getattr(raw, name)) for name in _native.STATS_COUNTERS}
+    return Stats(failures=tuple(int(n) for n in raw.failures), **counters)
 
 
 def version() -> str:

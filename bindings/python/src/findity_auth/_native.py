@@ -16,12 +16,13 @@ error is thread-local: :func:`raise_last_error` reads it on the calling thread r
 failed call, before anything else can call into the library on that thread.
 """
 
+import _thread
 import ctypes
 import ctypes.util
 import os
 import sys
 import warnings
-from ctypes import POINTER, c_char, c_char_p, c_size_t, c_uint16, c_uint32
+from ctypes import POINTER, c_char, c_char_p, c_size_t, c_uint16, c_uint32, c_uint64, c_void_p
 from typing import Any, Callable, List, NoReturn, Optional, Tuple
 
 from ._errors import InternalError, Status, error_for_status
@@ -33,6 +34,11 @@ __all__ = [
     "check",
     "raise_last_error",
     "version",
+    "STATS_COUNTERS",
+    "FindityStats",
+    "read_stats",
+    "token_expires_in",
+    "set_log_target",
 ]
 
 ENV_VAR = "FINDITY_LIB"
@@ -170,6 +176,41 @@ findity_last_error = _declare("findity_last_error", c_uint32, [_CharBuf, c_size_
 findity_last_http_status = _declare("findity_last_http_status", c_uint16, [])
 # const char *findity_version(void)
 findity_version = _declare("findity_version", c_char_p, [])
+# uint32_t findity_token_expires_in(const char *base_url, const char *client_id,
+#                                   const char *user_id, uint64_t *seconds)
+findity_token_expires_in = _declare(
+    "findity_token_expires_in", c_uint32, [c_char_p, c_char_p, c_char_p, POINTER(c_uint64)]
+)
+
+STATS_COUNTERS = (
+    "cache_hits",
+    "cache_misses",
+    "client_credentials_requests",
+    "refresh_token_requests",
+    "authorization_grant_requests",
+    "authorization_code_requests",
+    "background_refreshes",
+    "fallbacks",
+    "retries",
+)
+"""The uint64_t counters of struct FindityStats, in declaration order (before ``failures``)."""
+
+
+class FindityStats(ctypes.Structure):
+    """``struct FindityStats``: nine uint64_t counters, then ``uint64_t failures[7]``."""
+
+    _fields_ = [(name, c_uint64) for name in STATS_COUNTERS] + [("failures", c_uint64 * 7)]
+
+
+# uint32_t findity_stats(struct FindityStats *out)
+findity_stats = _declare("findity_stats", c_uint32, [POINTER(FindityStats)])
+
+# typedef void (*FindityLogCallback)(uint32_t level, const char *message, void *userdata)
+FindityLogCallback = ctypes.CFUNCTYPE(None, c_uint32, c_char_p, c_void_p)
+# uint32_t findity_set_log_callback(FindityLogCallback callback, void *userdata)
+findity_set_log_callback = _declare(
+    "findity_set_log_callback", c_uint32, [FindityLogCallback, c_void_p]
+)
 
 
 def _call_with_buffer(call: Callable[[Any, int, Any], int]) -> Tuple[int, bytes]:
@@ -223,3 +264,56 @@ def call_for_text(fn: Any, *args: Optional[bytes]) -> str:
 def version() -> str:
     """The library's version, "MAJOR.MINOR.PATCH"."""
     return (findity_version() or b"").decode("utf-8", "replace")
+
+
+def read_stats() -> FindityStats:
+    """The library's counters (findity_stats)."""
+    out = FindityStats()
+    check(findity_stats(ctypes.byref(out)))
+    return out
+
+
+def token_expires_in(base_url: bytes, client_id: bytes, user_id: Optional[bytes]) -> int:
+    """Seconds left on a cached token (findity_token_expires_in); raises when none is cached."""
+    seconds = c_uint64(0)
+    check(findity_token_expires_in(base_url, client_id, user_id, ctypes.byref(seconds)))
+    return seconds.value
+
+
+# The log bridge. The library may call the callback on any thread (its background refresh
+# threads included) at any time, even after a token call returned, and may call the previous
+# callback once more after it was replaced. So there is exactly one CFUNCTYPE object for the
+# life of the process, referenced from this module (never garbage-collected), and installing
+# or removing a Python handler only swaps ``_log_target``. ctypes takes the GIL for the call
+# (also on threads Python did not create).
+
+_log_target: Optional[Callable[[int, str], None]] = None
+
+
+def _on_log(level: int, message: Optional[bytes], userdata: Any) -> None:
+    # Nothing may propagate into the library: ctypes would only print it, but be explicit.
+    try:
+        target = _log_target
+        if target is not None:
+            target(int(level), (message or b"").decode("utf-8", "replace"))
+    except KeyboardInterrupt:
+        # Ctrl-C landed while the callback ran on the main thread (inside a token call): re-arm
+        # it so it is raised once that call returns, instead of being lost in C.
+        _thread.interrupt_main()
+    except BaseException:  # noqa: B036 - a log line is never worth crashing the library's thread
+        pass
+
+
+_log_callback = FindityLogCallback(_on_log)
+"""The only C function pointer ever given to findity_set_log_callback: kept for the process."""
+
+
+def set_log_target(target: Optional[Callable[[int, str], None]]) -> None:
+    """Route the library's log lines to ``target(level, line)``; ``None``: back to stderr."""
+    global _log_target
+    if target is not None:
+        _log_target = target
+        check(findity_set_log_callback(_log_callback, None))
+    else:
+        check(findity_set_log_callback(FindityLogCallback(), None))  # NULL
+        _log_target = None
