@@ -116,7 +116,8 @@ typedef struct FindityStats {
    */
   uint64_t retries;
   /**
-   * Failed calls by status: failures[FINDITY_ERR_NETWORK] and so on; [0] is unused.
+   * Failed calls by status: failures[FINDITY_ERR_NETWORK] and so on. [0] is unused, and so is
+   * [FINDITY_ERR_BUFFER_TOO_SMALL]: asking for the size is not a failure.
    */
   uint64_t failures[7];
 } FindityStats;
@@ -187,7 +188,7 @@ uint32_t findity_invalidate(const char *base_url, const char *client_id, const c
  * Seconds until the cached access token for (base_url, client_id, user_id) expires (user_id
  * NULL: the organization token), e.g. to print it next to the token or to schedule work. The
  * library renews tokens by itself: callers never need this to stay valid. Sends no request.
- * FINDITY_ERR_INVALID_ARGUMENT when no token is cached for that key. Thread-safe.
+ * `*seconds` is 0 when no token is cached for that key (FINDITY_OK all the same). Thread-safe.
  *
  * # Safety
  * Non-NULL string arguments must point to NUL-terminated strings; `seconds` must be writable.
@@ -235,12 +236,14 @@ uint32_t findity_set_option(const char *name, const char *value);
 uint32_t findity_set_log_callback(FindityLogCallback callback, void *userdata);
 
 /**
- * Fill `*out` with the library's counters (see FindityStats). Thread-safe; sends nothing.
+ * Fill `*out` with the library's counters (see FindityStats). Pass `sizeof(FindityStats)` as
+ * `out_size`: a caller built against an older, shorter FindityStats gets the fields it knows
+ * (fields are only ever appended). Thread-safe; sends nothing.
  *
  * # Safety
- * `out` must be NULL (FINDITY_ERR_INVALID_ARGUMENT) or point to a writable FindityStats.
+ * `out` must be NULL (FINDITY_ERR_INVALID_ARGUMENT) or point to `out_size` writable bytes.
  */
-uint32_t findity_stats(struct FindityStats *out);
+uint32_t findity_stats(struct FindityStats *out, size_t out_size);
 
 /**
  * Copy this thread's last error message (of the most recent failing call on this thread;

@@ -63,7 +63,8 @@ pub struct FindityStats {
     pub fallbacks: u64,
     /// Requests repeated after a retryable failure (connect error, 408, 429, 5xx).
     pub retries: u64,
-    /// Failed calls by status: failures[FINDITY_ERR_NETWORK] and so on; [0] is unused.
+    /// Failed calls by status: failures[FINDITY_ERR_NETWORK] and so on. [0] is unused, and so is
+    /// [FINDITY_ERR_BUFFER_TOO_SMALL]: asking for the size is not a failure.
     pub failures: [u64; 7],
 }
 
@@ -165,7 +166,7 @@ pub unsafe extern "C" fn findity_invalidate(
 /// Seconds until the cached access token for (base_url, client_id, user_id) expires (user_id
 /// NULL: the organization token), e.g. to print it next to the token or to schedule work. The
 /// library renews tokens by itself: callers never need this to stay valid. Sends no request.
-/// FINDITY_ERR_INVALID_ARGUMENT when no token is cached for that key. Thread-safe.
+/// `*seconds` is 0 when no token is cached for that key (FINDITY_OK all the same). Thread-safe.
 ///
 /// # Safety
 /// Non-NULL string arguments must point to NUL-terminated strings; `seconds` must be writable.
@@ -181,11 +182,7 @@ pub unsafe extern "C" fn findity_token_expires_in(
             return Err(Error::invalid_argument("seconds is NULL"));
         }
         let key = key(base_url, client_id, user_id)?;
-        let left = state()
-            .cache
-            .expires_in(&key)
-            .ok_or_else(|| Error::invalid_argument("no token is cached for that key"))?;
-        *seconds = left.as_secs();
+        *seconds = state().cache.expires_in(&key).unwrap_or_default().as_secs();
         Ok(())
     })
 }
@@ -243,15 +240,22 @@ pub unsafe extern "C" fn findity_set_log_callback(
     })
 }
 
-/// Fill `*out` with the library's counters (see FindityStats). Thread-safe; sends nothing.
+/// Fill `*out` with the library's counters (see FindityStats). Pass `sizeof(FindityStats)` as
+/// `out_size`: a caller built against an older, shorter FindityStats gets the fields it knows
+/// (fields are only ever appended). Thread-safe; sends nothing.
 ///
 /// # Safety
-/// `out` must be NULL (FINDITY_ERR_INVALID_ARGUMENT) or point to a writable FindityStats.
+/// `out` must be NULL (FINDITY_ERR_INVALID_ARGUMENT) or point to `out_size` writable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn findity_stats(out: *mut FindityStats) -> u32 {
+pub unsafe extern "C" fn findity_stats(out: *mut FindityStats, out_size: usize) -> u32 {
     boundary(|| {
         if out.is_null() {
             return Err(Error::invalid_argument("out is NULL"));
+        }
+        if out_size < std::mem::size_of::<u64>() || out_size % std::mem::size_of::<u64>() != 0 {
+            return Err(Error::invalid_argument(
+                "out_size must be sizeof(FindityStats) (a multiple of 8)",
+            ));
         }
         let s = &state().stats;
         let get = crate::stats::get;
@@ -259,7 +263,7 @@ pub unsafe extern "C" fn findity_stats(out: *mut FindityStats) -> u32 {
         for (f, c) in failures.iter_mut().zip(&s.failures) {
             *f = get(c);
         }
-        *out = FindityStats {
+        let stats = FindityStats {
             cache_hits: s.hits(),
             cache_misses: get(&s.misses),
             client_credentials_requests: get(&s.client_credentials),
@@ -271,6 +275,13 @@ pub unsafe extern "C" fn findity_stats(out: *mut FindityStats) -> u32 {
             retries: get(&s.retries),
             failures,
         };
+        let n = out_size.min(std::mem::size_of::<FindityStats>());
+        // SAFETY: `out` has out_size writable bytes; n <= both sizes.
+        std::ptr::copy_nonoverlapping(
+            (&stats as *const FindityStats).cast::<u8>(),
+            out.cast::<u8>(),
+            n,
+        );
         Ok(())
     })
 }
@@ -321,13 +332,17 @@ fn boundary(f: impl FnOnce() -> Result<(), Error>) -> u32 {
         Ok(Ok(())) => FINDITY_OK,
         Ok(Err(e)) => {
             set_last_error(&e);
-            state().stats.failure(e.status as u32);
+            if e.status != Status::BufferTooSmall {
+                state().stats.failure(e.status as u32);
+            }
             e.status as u32
         }
         Err(_) => {
             set_last_error(&Error::internal(
                 "internal error in libfindity (a caught panic); please report it",
             ));
+            // Counting must not panic again here: state() is plain atomics and allocation.
+            let _ = catch_unwind(|| state().stats.failure(FINDITY_ERR_INTERNAL));
             FINDITY_ERR_INTERNAL
         }
     }

@@ -10,7 +10,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::ffi::{c_char, c_void, CString};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u32)]
@@ -57,6 +57,8 @@ struct Sink {
 static SINK: AtomicPtr<Sink> = AtomicPtr::new(std::ptr::null_mut());
 /// u32::MAX: not decided yet (read FINDITY_LOG on first use).
 static LEVEL: AtomicU32 = AtomicU32::new(u32::MAX);
+/// The level was raised to info only because a callback was installed (undone on removal).
+static RAISED_FOR_CALLBACK: AtomicBool = AtomicBool::new(false);
 
 /// Route lines to `callback` (None: back to stderr per FINDITY_LOG). A line being logged on
 /// another thread at this moment may still reach the previous callback.
@@ -71,11 +73,16 @@ pub fn set_callback(callback: Option<Callback>, userdata: *mut c_void) {
     if callback.is_some() && level() == Level::Off {
         // A host that installs a callback wants lines; info unless it chose otherwise.
         LEVEL.store(Level::Info as u32, Ordering::Release);
+        RAISED_FOR_CALLBACK.store(true, Ordering::Release);
+    } else if callback.is_none() && RAISED_FOR_CALLBACK.swap(false, Ordering::AcqRel) {
+        // Back to what it was before the callback: no lines on stderr nobody asked for.
+        LEVEL.store(Level::Off as u32, Ordering::Release);
     }
 }
 
 pub fn set_level(level: Level) {
     LEVEL.store(level as u32, Ordering::Release);
+    RAISED_FOR_CALLBACK.store(false, Ordering::Release);
 }
 
 /// The level FINDITY_LOG asks for (off when unset or not a level).

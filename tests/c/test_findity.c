@@ -3,6 +3,7 @@
 #include "emu.h"
 #include "findity.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <time.h>
@@ -94,7 +95,8 @@ static void test_expires_in(void) {
     start(&e, "--lifetime", "600");
     char t[TOKEN_MAX];
     uint64_t secs = 0;
-    CHECK(findity_token_expires_in(e.url, CLIENT, NULL, &secs) == FINDITY_ERR_INVALID_ARGUMENT, "nothing cached yet");
+    secs = 99;
+    CHECK(findity_token_expires_in(e.url, CLIENT, NULL, &secs) == FINDITY_OK && secs == 0, "nothing cached yet");
     CHECK(org(&e, t) == FINDITY_OK && user(&e, "exp-user", t) == FINDITY_OK, "%s", last_error());
     CHECK(findity_token_expires_in(e.url, CLIENT, NULL, &secs) == FINDITY_OK && secs > 590 && secs <= 600, "org %llu",
           (unsigned long long)secs);
@@ -620,8 +622,13 @@ static void test_stats(void) {
     start(&e, "--lifetime", "2");
     FindityStats s0, s1;
     char t[TOKEN_MAX];
-    CHECK(findity_stats(NULL) == FINDITY_ERR_INVALID_ARGUMENT, "NULL out");
-    CHECK(findity_stats(&s0) == FINDITY_OK, "stats");
+    CHECK(findity_stats(NULL, sizeof s0) == FINDITY_ERR_INVALID_ARGUMENT, "NULL out");
+    CHECK(findity_stats(&s0, 3) == FINDITY_ERR_INVALID_ARGUMENT, "odd size");
+    CHECK(findity_stats(&s0, sizeof s0) == FINDITY_OK, "stats");
+    /* An older caller's shorter struct gets the fields it knows, nothing past them. */
+    uint64_t older[3] = {0, 0, 0xdeadbeef};
+    CHECK(findity_stats((FindityStats *)older, 2 * sizeof(uint64_t)) == FINDITY_OK && older[2] == 0xdeadbeef,
+          "prefix only");
     CHECK(org(&e, t) == FINDITY_OK && org(&e, t) == FINDITY_OK && org(&e, t) == FINDITY_OK, "%s", last_error());
     CHECK(user(&e, "stats-user", t) == FINDITY_OK, "%s", last_error());
     findity_get_token(e.url, CLIENT, "wrong-secret-stats", t, sizeof t, NULL);
@@ -634,7 +641,9 @@ static void test_stats(void) {
     usleep(1200 * 1000); /* into the refresh window of the 2 s token */
     CHECK(org(&e, t) == FINDITY_OK, "%s", last_error());
     usleep(300 * 1000);
-    CHECK(findity_stats(&s1) == FINDITY_OK, "stats");
+    size_t need = 0;
+    CHECK(findity_get_token(e.url, CLIENT, SECRET, NULL, 0, &need) == FINDITY_ERR_BUFFER_TOO_SMALL, "size query");
+    CHECK(findity_stats(&s1, sizeof s1) == FINDITY_OK, "stats");
     /* Counters are process-wide: a background renewal left over from an earlier test (against
      * an emulator that is gone) may add requests and retries, never remove them. */
 #define D(f) (s1.f - s0.f)
@@ -649,6 +658,7 @@ static void test_stats(void) {
     CHECK(D(fallbacks) >= 1, "revoked refresh token fell back");
     CHECK(D(background_refreshes) >= 1, "background refresh counted");
     CHECK(D(failures[FINDITY_ERR_AUTH]) == 1, "one auth failure: %llu", (unsigned long long)D(failures[FINDITY_ERR_AUTH]));
+    CHECK(D(failures[FINDITY_ERR_BUFFER_TOO_SMALL]) == 0, "a size query is not a failure");
 #undef D
     emu_stop(&e);
 }
@@ -708,7 +718,7 @@ static int reentrant_calls;
 static void reentrant_cb(uint32_t level, const char *message, void *userdata) {
     (void)level, (void)userdata;
     FindityStats s;
-    findity_stats(&s);
+    findity_stats(&s, sizeof s);
     findity_invalidate(reentrant_emu->url, "someone-else", NULL);
     if (reentrant_calls++ == 0 || strstr(message, "invalidated")) findity_clear_cache();
 }
@@ -737,6 +747,30 @@ static void test_log_callback_reentrant(void) {
     findity_set_option("log_level", "");
     alarm(0);
     CHECK(reentrant_calls > 3, "callback ran %d times", reentrant_calls);
+    emu_stop(&e);
+}
+
+/* Installing a callback turns info lines on; removing it must turn them off again rather than
+ * sending them to a stderr nobody asked to log to. */
+static void test_log_callback_removed_restores_silence(void) {
+    emu_t e;
+    start(&e, NULL, NULL);
+    char t[TOKEN_MAX];
+    findity_set_log_callback(log_cb, &log_lines);
+    findity_set_log_callback(NULL, NULL);
+    int p[2], saved = dup(2);
+    CHECK(pipe(p) == 0, "pipe");
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    dup2(p[1], 2);
+    uint32_t rc = org(&e, t);
+    dup2(saved, 2);
+    close(saved);
+    close(p[1]);
+    char out[512] = "";
+    ssize_t n = read(p[0], out, sizeof out - 1);
+    close(p[0]);
+    CHECK(rc == FINDITY_OK, "token");
+    CHECK(n <= 0, "nothing on stderr, got: %.200s", n > 0 ? out : "");
     emu_stop(&e);
 }
 
@@ -813,6 +847,7 @@ int main(int argc, char **argv) {
         {"stats", test_stats, 1},
         {"log_callback", test_log_callback, 1},
         {"log_env_to_stderr", test_log_env_to_stderr, 0},
+        {"log_callback_removed_restores_silence", test_log_callback_removed_restores_silence, 0},
         {"log_callback_reentrant", test_log_callback_reentrant, 0},
     };
     const char *only = getenv("FINDITY_TEST_ONLY");
