@@ -9,6 +9,8 @@ mod common;
 use common::c;
 use findity::ffi::*;
 use findity_emulator::{Config, Emulator, Fault};
+use std::ffi::{c_char, c_void, CStr};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const ID: &str = "matrix-client";
@@ -192,7 +194,21 @@ fn scenarios() -> Vec<Scenario> {
 }
 
 fn call(url: &str, flow: Flow, user: &str) -> Result<String, (u32, u16, String)> {
-    common::token(url, ID, SECRET, (flow == Flow::User).then_some(user))
+    let r = common::token(url, ID, SECRET, (flow == Flow::User).then_some(user));
+    if let Ok(t) = &r {
+        SEEN_TOKENS.lock().unwrap().push(t.clone());
+    }
+    r
+}
+
+/// Every token handed out and every log line written during the matrix: no line may hold a
+/// token or the secret.
+static SEEN_TOKENS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static LOG_LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+unsafe extern "C" fn collect(_level: u32, message: *const c_char, _userdata: *mut c_void) {
+    let line = CStr::from_ptr(message).to_string_lossy().into_owned();
+    LOG_LINES.lock().unwrap().push(line);
 }
 
 fn fault(q: &str) -> Fault {
@@ -304,6 +320,8 @@ fn fault_matrix() {
         )
     };
     assert_eq!(rc, FINDITY_OK);
+    unsafe { findity_set_log_callback(Some(collect), std::ptr::null_mut()) };
+    assert_eq!(common::set_option("log_level", "debug"), FINDITY_OK);
     let all = scenarios();
     let problems: Vec<String> = std::thread::scope(|scope| {
         let handles: Vec<_> = all.iter().map(|s| scope.spawn(move || run(s))).collect();
@@ -312,6 +330,16 @@ fn fault_matrix() {
             .flat_map(|h| h.join().unwrap())
             .collect()
     });
+    unsafe { findity_set_log_callback(None, std::ptr::null_mut()) };
+    let lines = LOG_LINES.lock().unwrap();
+    let tokens = SEEN_TOKENS.lock().unwrap();
+    assert!(lines.len() > all.len(), "only {} log lines", lines.len());
+    for line in lines.iter() {
+        assert!(!line.contains(SECRET), "secret in log line: {line}");
+        for t in tokens.iter() {
+            assert!(!line.contains(t.as_str()), "token in log line: {line}");
+        }
+    }
     assert!(
         problems.is_empty(),
         "{} scenarios, problems:\n{}",
