@@ -90,3 +90,5 @@ bench:
 clean:
 	$(CARGO) clean
 	rm -rf $(BUILD)
+
+include mk/install.mk

@@ -32,6 +32,8 @@ suite lint make lint
 suite rust make test-rust
 suite c make test-c
 suite c-valgrind make test-c-valgrind
+suite examples-c make test-examples-c
+suite install make test-install
 suite python make test-python
 suite csharp make test-csharp
 

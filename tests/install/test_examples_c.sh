@@ -5,7 +5,7 @@
 # single injected 401 is answered by findity_invalidate + one retry (and a new token); a
 # persistent 401 gives up after exactly one retry. demo.c: runs to the end.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 source scripts/common.sh
 source tests/install/lib.sh
 

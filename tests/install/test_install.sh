@@ -10,11 +10,10 @@
 # Installs pkg-config and cmake (apt-get) when missing. Builds the release library if needed.
 # KEEP_TMP=1 keeps the temporary directory.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-root=$PWD
+cd "$(dirname "$0")/../.." || exit 1
 source scripts/common.sh
 source tests/install/lib.sh
-MAKE_CMD=${FINDITY_MAKE:-make --no-print-directory}
+read -r -a MAKE_CMD <<<"${FINDITY_MAKE:-make --no-print-directory}" # the makefile that ran us
 t0=$SECONDS
 
 need_c_compiler
@@ -35,9 +34,11 @@ cleanup() {
 trap cleanup EXIT
 
 # ---------------------------------------------------------------------------------------------
+expect_contains "the default PREFIX is /usr/local" "/usr/local/lib/libfindity.so.$version" "$("${MAKE_CMD[@]}" -n install 2>&1)"
+
 echo "== make install PREFIX=$tmp/usr"
 prefix=$tmp/usr
-if ! $MAKE_CMD install PREFIX="$prefix" >"$tmp/install.log" 2>&1; then
+if ! "${MAKE_CMD[@]}" install PREFIX="$prefix" >"$tmp/install.log" 2>&1; then
     fail "make install PREFIX=$prefix" "$(tail -30 "$tmp/install.log")"
     summary
     exit 1
@@ -58,9 +59,11 @@ check "the installed library exports the C ABI" \
 
 export PKG_CONFIG_PATH=$lib/pkgconfig
 expect_eq "pkg-config --modversion findity" "$version" "$(pkg-config --modversion findity)"
-expect_eq "pkg-config --cflags findity" "-I$prefix/include" "$(pkg-config --cflags findity)"
-expect_eq "pkg-config --libs findity" "-L$lib -lfindity" "$(pkg-config --libs findity)"
+expect_eq "pkg-config --cflags findity" "-I$prefix/include" "$(pkg-config --cflags findity | sed 's/ *$//')"
+expect_eq "pkg-config --libs findity" "-L$lib -lfindity" "$(pkg-config --libs findity | sed 's/ *$//')"
+# shellcheck disable=SC2016 # the literal ${prefix}
 expect_eq "findity.pc: libdir relative to prefix" '${prefix}/lib' "$(sed -n 's/^libdir=//p' "$lib/pkgconfig/findity.pc")"
+# shellcheck disable=SC2046 # word splitting of pkg-config's output is the point
 expect_eq "the header's FINDITY_VERSION_* match Cargo.toml" "$version" \
     "$(printf '#include <findity.h>\nFINDITY_VERSION_MAJOR.FINDITY_VERSION_MINOR.FINDITY_VERSION_PATCH\n' |
         cc -E -P $(pkg-config --cflags findity) - | tail -1 | tr -d ' ')"
@@ -74,8 +77,11 @@ expect_eq "findity-token --version" "findity-token $version (libfindity $version
 
 # ---------------------------------------------------------------------------------------------
 echo "== the C examples, built with pkg-config alone"
-start_emulator --client inst-client:inst-secret
-trap cleanup EXIT # start_emulator set its own trap; cleanup stops the emulator too
+target/debug/findity-emulator --port 0 --quiet --url-file "$tmp/emulator-url" --client inst-client:inst-secret >/dev/null &
+EMULATOR_PID=$! # stopped by cleanup
+for _ in $(seq 100); do [ -s "$tmp/emulator-url" ] && break; sleep 0.05; done
+EMULATOR_URL=$(cat "$tmp/emulator-url")
+[ -n "$EMULATOR_URL" ] || { fail "the emulator starts"; summary; exit 1; }
 echo "   emulator at $EMULATOR_URL"
 mkdir -p "$tmp/src" && cp examples/c/demo.c examples/c/connector.c "$tmp/src/"
 (
@@ -185,6 +191,14 @@ run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "http://127.0.0.1:$(free_port
 expect_eq "nothing listening: exit 3" "3:" "$rc:$so"
 expect_contains "nothing listening: a network hint" "did not answer" "$se"
 
+run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "$url" --client-id inst-client --user E9 --verbose
+expect_contains "--verbose: the requests on stderr" 'findity info: user token for "E9"' "$se"
+case "$se" in *"$so"* | *inst-secret*) fail "--verbose: neither token nor secret on stderr" "$se" ;; *) ok "--verbose: neither token nor secret on stderr" ;; esac
+
+run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "$url" --client-id inst-client --ca-file "$tmp/no-such.pem"
+expect_eq "unreadable --ca-file: exit 2" "2:" "$rc:$so"
+expect_contains "unreadable --ca-file: says why" "cannot read $tmp/no-such.pem" "$se"
+
 run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env http://findity.invalid --client-id inst-client
 expect_eq "http:// to a non-loopback host: exit 2 (nothing sent)" 2 "$rc"
 run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "$url"
@@ -200,13 +214,13 @@ expect_contains "--help documents the exit codes" "4  refused: wrong client id o
 
 # ---------------------------------------------------------------------------------------------
 echo "== make uninstall PREFIX=$prefix"
-check "make uninstall" $MAKE_CMD uninstall PREFIX="$prefix"
+check "make uninstall" "${MAKE_CMD[@]}" uninstall PREFIX="$prefix"
 expect_eq "nothing left but directories" "" "$(find "$prefix" ! -type d)"
 
 echo "== make install DESTDIR=$tmp/stage PREFIX=/opt/findity LIBDIR=/opt/findity/lib64"
 stage=$tmp/stage
 check "make install DESTDIR=... PREFIX=/opt/findity LIBDIR=/opt/findity/lib64" \
-    $MAKE_CMD install DESTDIR="$stage" PREFIX=/opt/findity LIBDIR=/opt/findity/lib64
+    "${MAKE_CMD[@]}" install DESTDIR="$stage" PREFIX=/opt/findity LIBDIR=/opt/findity/lib64
 expect_eq "staged files" \
     "bin/findity-token include/findity.h lib64/libfindity.so lib64/libfindity.so.$major lib64/libfindity.so.$version lib64/pkgconfig/findity.pc" \
     "$(cd "$stage/opt/findity" && find . ! -type d | sed 's|^\./||' | sort | tr '\n' ' ' | sed 's/ $//')"
@@ -216,14 +230,14 @@ expect_eq "findity.pc: prefix without DESTDIR, libdir \${prefix}/lib64" "prefix=
 check "no file mentions the staging directory" bash -c "! grep -rl '$stage' '$stage'"
 expect_contains "findity-token's RUNPATH is the final LIBDIR" "[/opt/findity/lib64]" "$(readelf -d "$stage/opt/findity/bin/findity-token" | grep -E 'RUNPATH|RPATH')"
 check "make uninstall DESTDIR=... (same variables)" \
-    $MAKE_CMD uninstall DESTDIR="$stage" PREFIX=/opt/findity LIBDIR=/opt/findity/lib64
+    "${MAKE_CMD[@]}" uninstall DESTDIR="$stage" PREFIX=/opt/findity LIBDIR=/opt/findity/lib64
 expect_eq "nothing left but directories" "" "$(find "$stage" ! -type d)"
 
 echo "== uninstall leaves another version's symlinks alone"
 other=$tmp/other
 mkdir -p "$other/lib" && touch "$other/lib/libfindity.so.$major.99.0" &&
     ln -s "libfindity.so.$major.99.0" "$other/lib/libfindity.so.$major" && ln -s "libfindity.so.$major" "$other/lib/libfindity.so"
-check "make uninstall PREFIX=(a prefix with another version)" $MAKE_CMD uninstall PREFIX="$other"
+check "make uninstall PREFIX=(a prefix with another version)" "${MAKE_CMD[@]}" uninstall PREFIX="$other"
 expect_eq "its libfindity.so.$major and libfindity.so are still there" "libfindity.so.$major.99.0 libfindity.so.$major" \
     "$(readlink "$other/lib/libfindity.so.$major") $(readlink "$other/lib/libfindity.so")"
 
