@@ -123,6 +123,11 @@ fn issue(st: &mut State, subject: Subject) -> Issued {
     } else {
         now.checked_add(Duration::from_secs(lifetime as u64))
     };
+    // Expired access tokens are forgotten (a 401 either way), so long soaks measure the client's
+    // memory, not the emulator's. Refresh tokens stay: reuse must still be counted.
+    st.store
+        .access
+        .retain(|_, a| a.expires_at.is_none_or(|e| e > now));
     let access = st.rng.access_token();
     let refresh = st.runtime.refresh_tokens.then(|| st.rng.refresh_token());
     *st.stats.by_subject.entry(subject.label()).or_default() += 1;
