@@ -1,6 +1,7 @@
 """Python figures for BENCHMARKS.md, each a median of repeated runs:
   wrapper   findity_auth.get_token (cached) vs a bare ctypes call of a no-op C function with the
-            same signature (bytes arguments, a buffer) in the same process
+            same signature (bytes arguments, a buffer) in the same process; also vs the same
+            no-op called the way findity_auth calls the library (no argtypes), the stricter floor
   cold      one cold token over HTTPS with `requests` (fresh session), for comparison with the
             library and curl
 usage: bench_python.py wrapper URL NOOP_LIB | cold URL CAFILE"""
@@ -36,12 +37,24 @@ def wrapper(url, noop_path):
     def bare():
         f(url.encode(), CLIENT.encode(), SECRET.encode(), buf, 2048, ctypes.byref(out))
 
+    # findity_auth declares its token functions without argtypes (ctypes' per-argument from_param
+    # conversion costs more than the rest of the call) and passes a c_size_t and a ready-made
+    # pointer. The same style here, still encoding each time, is the floor for that style.
+    g = ctypes.CDLL(noop_path)["noop_get_token"]  # a function object of its own: no argtypes
+    g.restype = ctypes.c_uint32
+    buf_len, out_ptr = ctypes.c_size_t(2048), ctypes.pointer(out)
+
+    def bare_untyped():
+        g(url.encode(), CLIENT.encode(), SECRET.encode(), buf, buf_len, out_ptr)
+
     def wrapped():
         findity_auth.get_token(url, CLIENT, SECRET)
 
     bare_ns = per_call_ns(bare)
+    untyped_ns = per_call_ns(bare_untyped)
     wrap_ns = per_call_ns(wrapped)
-    print("python_bare_ns=%.0f python_wrapper_ns=%.0f python_ratio=%.2f" % (bare_ns, wrap_ns, wrap_ns / bare_ns))
+    print("python_bare_ns=%.0f python_wrapper_ns=%.0f python_ratio=%.2f python_bare_untyped_ns=%.0f python_untyped_ratio=%.2f"
+          % (bare_ns, wrap_ns, wrap_ns / bare_ns, untyped_ns, wrap_ns / untyped_ns))
 
 
 def cold(url, ca):

@@ -70,8 +70,9 @@ namespace Findity.Auth
         {
             NativeMethods.findity_set_log_callback(null, IntPtr.Zero);
             logger = null;
-            // Installing the callback raised the library's level; restore the FINDITY_LOG default
-            // so lines don't start going to stderr.
+            // Still needed: removing the callback undoes only a level the library raised by itself when
+            // the callback was installed. SetLogger chose the level explicitly, and that level would
+            // stay and send lines to stderr; "" is the FINDITY_LOG default again.
             NativeMethods.findity_set_option(Encode("log_level", "name"), Encode("", "value"));
         }
 

@@ -30,7 +30,28 @@ namespace Findity.Auth
 
         private static readonly UTF8Encoding StrictUtf8 = new UTF8Encoding(false, true);
 
-        private delegate uint BufferCall(byte[] buf, UIntPtr bufLen, out UIntPtr outLen);
+        // sizeof(FindityStats) as FindityStatsNative declares it, for findity_stats.
+        private static readonly UIntPtr StatsSize = (UIntPtr)Marshal.SizeOf(typeof(FindityStatsNative));
+
+        // One thread's buffers for the token calls: the NUL-terminated UTF-8 arguments and the output,
+        // reused call after call instead of four arrays and a 512-byte buffer per call, and grown
+        // when an argument or token doesn't fit. Per thread because the native call runs while
+        // other threads make theirs. The secret's bytes and the token's bytes are wiped after each
+        // call, so neither outlives it here.
+        private sealed class TokenBuffers
+        {
+            internal byte[] BaseUrl = new byte[64];
+            internal byte[] ClientId = new byte[64];
+            internal byte[] ClientSecret = new byte[64];
+            internal byte[] UserId = new byte[64];
+            internal byte[] Output = new byte[Math.Max(1, InitialBufferSize)];
+        }
+
+        // Taken (set to null) for the duration of a call: a token call made from inside another on
+        // the same thread (a logger that fetches a token: the library logs on the calling thread,
+        // mid-call) gets buffers of its own instead of overwriting ones the outer call is using.
+        [ThreadStatic]
+        private static TokenBuffers threadBuffers;
 
         /// <summary>The libfindity version, "MAJOR.MINOR.PATCH".</summary>
         public static string Version
@@ -52,7 +73,7 @@ namespace Findity.Auth
             get
             {
                 FindityStatsNative s;
-                Ensure.Ok(NativeMethods.findity_stats(out s), null);
+                Ensure.Ok(NativeMethods.findity_stats(out s, StatsSize), null);
                 return new FindityStats(s);
             }
         }
@@ -61,7 +82,9 @@ namespace Findity.Auth
         /// Time left on the cached token of (baseUrl, clientId, userId), or of the organization token
         /// when <paramref name="userId"/> is null, in whole seconds; e.g. to print next to it. Tokens
         /// are renewed by the library, so callers never need this to stay valid. Sends no request.
-        /// Throws <see cref="FindityArgumentException"/> when no token is cached for that key.
+        /// <see cref="TimeSpan.Zero"/> when no token is cached for that key (none fetched yet,
+        /// invalidated, cleared) or it has less than a second left: either way the next token call
+        /// gets a new one. A null, empty or malformed argument throws <see cref="FindityArgumentException"/>.
         /// </summary>
         public static TimeSpan TokenExpiresIn(string baseUrl, string clientId, string userId = null)
         {
@@ -79,22 +102,7 @@ namespace Findity.Auth
         /// </summary>
         public static string GetToken(string baseUrl, string clientId, string clientSecret)
         {
-            byte[] b = Encode(baseUrl, "baseUrl");
-            byte[] c = Encode(clientId, "clientId");
-            byte[] s = Encode(clientSecret, "clientSecret");
-            try
-            {
-                return CallForString(
-                    delegate(byte[] buf, UIntPtr len, out UIntPtr outLen)
-                    {
-                        return NativeMethods.findity_get_token(b, c, s, buf, len, out outLen);
-                    },
-                    TokenParams);
-            }
-            finally
-            {
-                Wipe(s);
-            }
+            return TokenCall(baseUrl, clientId, clientSecret, null, false);
         }
 
         /// <summary>
@@ -103,23 +111,7 @@ namespace Findity.Auth
         /// </summary>
         public static string GetUserToken(string baseUrl, string clientId, string clientSecret, string userId)
         {
-            byte[] b = Encode(baseUrl, "baseUrl");
-            byte[] c = Encode(clientId, "clientId");
-            byte[] s = Encode(clientSecret, "clientSecret");
-            byte[] u = Encode(userId, "userId");
-            try
-            {
-                return CallForString(
-                    delegate(byte[] buf, UIntPtr len, out UIntPtr outLen)
-                    {
-                        return NativeMethods.findity_user_token(b, c, s, u, buf, len, out outLen);
-                    },
-                    TokenParams);
-            }
-            finally
-            {
-                Wipe(s);
-            }
+            return TokenCall(baseUrl, clientId, clientSecret, userId, true);
         }
 
         /// <summary>
@@ -155,33 +147,111 @@ namespace Findity.Auth
             Ensure.Ok(NativeMethods.findity_set_option(n, v), OptionParams);
         }
 
-        // Calls a (buf, buf_len, out_len) function, growing the buffer on BUFFER_TOO_SMALL (the
-        // token stays cached in the library, so the retry sends no request).
-        private static string CallForString(BufferCall call, string[] paramNames)
+        // findity_get_token, or findity_user_token when `user`. The hot path: a cached token costs
+        // the native call plus encoding the arguments into this thread's buffers and decoding the
+        // token's bytes (no delegate, no per-call arrays, no [Out] copy; see NativeMethods).
+        private static string TokenCall(string baseUrl, string clientId, string clientSecret, string userId, bool user)
         {
-            int size = Math.Max(1, InitialBufferSize);
-            for (int attempt = 0; ; attempt++)
+            if (baseUrl == null || clientId == null || clientSecret == null || (user && userId == null))
             {
-                byte[] buf = new byte[size];
-                try
+                throw TokenCallWithNull(baseUrl, clientId, clientSecret, userId, user);
+            }
+            TokenBuffers b = threadBuffers ?? new TokenBuffers();
+            threadBuffers = null;
+            int secretLength = 0;
+            try
+            {
+                EncodeInto(baseUrl, ref b.BaseUrl, "baseUrl");
+                EncodeInto(clientId, ref b.ClientId, "clientId");
+                secretLength = EncodeInto(clientSecret, ref b.ClientSecret, "clientSecret");
+                if (user)
                 {
+                    EncodeInto(userId, ref b.UserId, "userId");
+                }
+                for (int attempt = 0; ; attempt++)
+                {
+                    byte[] buf = b.Output;
                     UIntPtr outLen;
-                    uint status = call(buf, (UIntPtr)buf.Length, out outLen);
+                    uint status = user
+                        ? NativeMethods.findity_user_token(ref b.BaseUrl[0], ref b.ClientId[0], ref b.ClientSecret[0],
+                            ref b.UserId[0], ref buf[0], (UIntPtr)buf.Length, out outLen)
+                        : NativeMethods.findity_get_token(ref b.BaseUrl[0], ref b.ClientId[0], ref b.ClientSecret[0],
+                            ref buf[0], (UIntPtr)buf.Length, out outLen);
                     if (status == NativeMethods.FINDITY_OK)
                     {
-                        return Encoding.UTF8.GetString(buf, 0, checked((int)outLen.ToUInt64()));
+                        int n = checked((int)outLen.ToUInt64());
+                        string token = Encoding.UTF8.GetString(buf, 0, n);
+                        Array.Clear(buf, 0, n); // only the bytes written: the rest is zero already
+                        return token;
                     }
                     if (status == NativeMethods.FINDITY_ERR_BUFFER_TOO_SMALL && attempt < 3)
                     {
-                        size = checked((int)outLen.ToUInt64() + 1);
+                        // The token stays cached in the library: the retry sends no request. The
+                        // larger buffer stays this thread's.
+                        b.Output = new byte[checked((int)outLen.ToUInt64() + 1)];
                         continue;
                     }
-                    throw Ensure.FromLastError(status, paramNames);
+                    throw Ensure.FromLastError(status, TokenParams);
                 }
-                finally
+            }
+            finally
+            {
+                Array.Clear(b.ClientSecret, 0, secretLength);
+                threadBuffers = b;
+            }
+        }
+
+        // A null argument goes to the library as NULL, which refuses it with its own message (and
+        // counts it, like any failed call); the ref-byte overloads can't pass NULL.
+        private static Exception TokenCallWithNull(string baseUrl, string clientId, string clientSecret, string userId, bool user)
+        {
+            byte[] b = Encode(baseUrl, "baseUrl");
+            byte[] c = Encode(clientId, "clientId");
+            byte[] s = Encode(clientSecret, "clientSecret");
+            byte[] u = Encode(userId, "userId");
+            try
+            {
+                UIntPtr outLen;
+                uint status = user
+                    ? NativeMethods.findity_user_token(b, c, s, u, null, UIntPtr.Zero, out outLen)
+                    : NativeMethods.findity_get_token(b, c, s, null, UIntPtr.Zero, out outLen);
+                return Ensure.FromLastError(status, TokenParams);
+            }
+            finally
+            {
+                Wipe(s);
+            }
+        }
+
+        // s as NUL-terminated UTF-8 in dest, grown when it might not fit; the byte count without the
+        // NUL. The same checks as Encode: an embedded NUL or a lone surrogate is refused (on failure
+        // dest is wiped: it may hold part of a secret).
+        private static int EncodeInto(string s, ref byte[] dest, string paramName)
+        {
+            if (s.IndexOf('\0') >= 0)
+            {
+                throw Ensure.Argument(paramName, "contains a NUL character");
+            }
+            try
+            {
+                // UTF-8 takes at most 3 bytes per UTF-16 code unit; count exactly only when that
+                // bound doesn't fit (a long string for this thread's buffer).
+                if ((long)s.Length * 3 >= dest.Length)
                 {
-                    Wipe(buf);
+                    int needed = StrictUtf8.GetByteCount(s) + 1;
+                    if (needed > dest.Length)
+                    {
+                        dest = new byte[needed];
+                    }
                 }
+                int n = StrictUtf8.GetBytes(s, 0, s.Length, dest, 0);
+                dest[n] = 0;
+                return n;
+            }
+            catch (EncoderFallbackException)
+            {
+                Array.Clear(dest, 0, dest.Length);
+                throw Ensure.Argument(paramName, "is not valid Unicode text (a lone surrogate)");
             }
         }
 

@@ -60,7 +60,8 @@ namespace Findity.Auth
 
         /// <summary>
         /// Failed calls by status, every <see cref="FindityStatus"/> a key:
-        /// <c>stats.Failures[FindityStatus.Auth]</c>. <see cref="FindityStatus.Ok"/> is always 0.
+        /// <c>stats.Failures[FindityStatus.Auth]</c>. <see cref="FindityStatus.Ok"/> and
+        /// <see cref="FindityStatus.BufferTooSmall"/> are always 0 (asking for a size is not a failure).
         /// </summary>
         public IReadOnlyDictionary<FindityStatus, long> Failures { get; private set; }
 

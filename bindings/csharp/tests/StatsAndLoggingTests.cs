@@ -8,6 +8,7 @@ using System.IO;
 using System.Linq;
 using System.Reflection;
 using System.Runtime.InteropServices;
+using System.Text;
 using System.Text.RegularExpressions;
 using System.Threading;
 using Findity.Auth;
@@ -116,13 +117,41 @@ namespace Findity.Auth.Tests
 
         private static void TestTokenExpiresInWithoutACachedToken()
         {
-            var e = Throws<FindityArgumentException>(() => FindityAuth.TokenExpiresIn(Emu.Url, ClientId), "nothing cached");
-            Check(e.Message.Contains("no token is cached"), "message: " + e.Message);
+            Eq(TimeSpan.Zero, FindityAuth.TokenExpiresIn(Emu.Url, ClientId), "nothing cached yet");
             FindityAuth.GetToken(Emu.Url, ClientId, Secret);
-            Throws<FindityArgumentException>(() => FindityAuth.TokenExpiresIn(Emu.Url, ClientId, "bob"), "bob has none");
+            Eq(TimeSpan.Zero, FindityAuth.TokenExpiresIn(Emu.Url, ClientId, "bob"), "bob has none");
             FindityAuth.Invalidate(Emu.Url, ClientId);
-            Throws<FindityArgumentException>(() => FindityAuth.TokenExpiresIn(Emu.Url, ClientId), "after Invalidate");
+            Eq(TimeSpan.Zero, FindityAuth.TokenExpiresIn(Emu.Url, ClientId), "after Invalidate");
+            FindityAuth.GetToken(Emu.Url, ClientId, Secret);
+            FindityAuth.ClearCache();
+            Eq(TimeSpan.Zero, FindityAuth.TokenExpiresIn(Emu.Url, ClientId), "after ClearCache");
+            Eq(2L, Emu.Stat("token_requests"), "asking sent nothing");
+            // Bad arguments are still errors, not zero.
             Eq("clientId", Throws<FindityArgumentException>(() => FindityAuth.TokenExpiresIn(Emu.Url, null), "null clientId").ParamName, "ParamName");
+            Eq("clientId", Throws<FindityArgumentException>(() => FindityAuth.TokenExpiresIn(Emu.Url, ""), "empty clientId").ParamName, "ParamName");
+            Eq("baseUrl", Throws<FindityArgumentException>(() => FindityAuth.TokenExpiresIn("ftp://example.com", ClientId), "bad baseUrl").ParamName, "ParamName");
+        }
+
+        private static void TestStatsSizeQueriesAreNotFailures()
+        {
+            FindityAuth.GetToken(Emu.Url, ClientId, Secret);
+            FindityStats before = FindityAuth.Stats;
+            // The size query of the C ABI (NULL buffer) and the wrapper through a 1-byte first buffer
+            // (a fresh thread: the buffers are per thread).
+            UIntPtr needed;
+            byte[] b = Encoding.UTF8.GetBytes(Emu.Url + "\0"), c = Encoding.UTF8.GetBytes(ClientId + "\0"),
+                s = Encoding.UTF8.GetBytes(Secret + "\0");
+            Eq(NativeMethods.FINDITY_ERR_BUFFER_TOO_SMALL, NativeMethods.findity_get_token(b, c, s, null, UIntPtr.Zero, out needed), "size query");
+            FindityAuth.InitialBufferSize = 1;
+            string token = null;
+            var t = new Thread(() => token = FindityAuth.GetToken(Emu.Url, ClientId, Secret));
+            t.Start();
+            t.Join();
+            Eq((int)needed.ToUInt64(), token.Length, "token through a 1-byte first buffer");
+            FindityStats after = FindityAuth.Stats;
+            Eq(0L, after.Failures[FindityStatus.BufferTooSmall], "failures[BufferTooSmall]");
+            Eq(before.Failures.Values.Sum(), after.Failures.Values.Sum(), "no failures at all");
+            Eq(1L, Emu.Stat("token_requests"), "token_requests");
         }
 
         // ---------------------------------------------------------------- logging
@@ -237,6 +266,30 @@ namespace Findity.Auth.Tests
             });
             Check(FindityAuth.GetToken(Emu.Url, ClientId, Secret).Length > 0, "token");
             Check(Volatile.Read(ref calls) >= 1, "the logger was called");
+        }
+
+        private static void TestALoggerMayFetchTokensOnTheCallingThread()
+        {
+            // The library logs on the calling thread in the middle of a token call (a Debug line
+            // before the request, which still needs the secret). A logger that gets a token itself
+            // (to ship its lines, say) must get its own without disturbing the outer call's buffers.
+            string alice = FindityAuth.GetUserToken(Emu.Url, ClientId, Secret, "alice");
+            string org = FindityAuth.GetToken(Emu.Url, ClientId, Secret);
+            int me = Thread.CurrentThread.ManagedThreadId;
+            var seen = new ConcurrentQueue<string>();
+            FindityAuth.SetLogger((level, line) =>
+            {
+                if (Thread.CurrentThread.ManagedThreadId == me)
+                    seen.Enqueue(FindityAuth.GetUserToken(Emu.Url, ClientId, Secret, "alice"));
+            }, FindityLogLevel.Debug);
+            FindityAuth.Invalidate(Emu.Url, ClientId);
+            string renewed = FindityAuth.GetToken(Emu.Url, ClientId, Secret);
+            FindityAuth.SetLogger(null);
+            Check(seen.Count > 0, "the logger ran on the calling thread");
+            Check(seen.All(t => t == alice), "the logger's tokens");
+            Check(renewed != org && renewed != alice, "the renewed organization token");
+            Eq(renewed, FindityAuth.GetToken(Emu.Url, ClientId, Secret), "cached afterwards");
+            Eq(200, Emu.Api("/api/v1/me", renewed).Key, "the renewed token is accepted");
         }
 
         private static void TestLoggerSurvivesGarbageCollection()

@@ -652,6 +652,39 @@ namespace Findity.Auth.Tests
             Eq(1L, s["max_concurrent"], "max_concurrent");
         }
 
+        private static void TestThreadsHammeringCachedTokensEachGetTheirOwn()
+        {
+            // Cached tokens go through per-thread buffers while other threads are in native code: no
+            // thread may ever see another key's token, a torn one, or an argument of another thread.
+            string[] users = { null, "alice", "bob", "åsa-\u6771\u4eac" };
+            string[] expected = users.Select(u => u == null
+                ? FindityAuth.GetToken(Emu.Url, ClientId, Secret)
+                : FindityAuth.GetUserToken(Emu.Url, ClientId, Secret, u)).ToArray();
+            Eq(users.Length, expected.Distinct().Count(), "distinct tokens");
+            var wrong = new int[8];
+            var errors = new Exception[8];
+            var threads = Enumerable.Range(0, 8).Select(i => new Thread(() =>
+            {
+                try
+                {
+                    for (int n = 0; n < 3000; n++)
+                    {
+                        int k = (i + n) % users.Length;
+                        string t = users[k] == null
+                            ? FindityAuth.GetToken(Emu.Url, ClientId, Secret)
+                            : FindityAuth.GetUserToken(Emu.Url, ClientId, Secret, users[k]);
+                        if (t != expected[k]) wrong[i]++;
+                    }
+                }
+                catch (Exception e) { errors[i] = e; }
+            })).ToList();
+            threads.ForEach(t => t.Start());
+            threads.ForEach(t => t.Join());
+            Check(errors.All(e => e == null), "errors: " + string.Join("; ", errors.Where(e => e != null).Select(e => e.Message)));
+            Eq("0,0,0,0,0,0,0,0", string.Join(",", wrong), "wrong tokens per thread");
+            Eq(1L + 3, Emu.Stat("token_requests"), "token_requests (org + 3 code exchanges)");
+        }
+
         // ---------------------------------------------------------------- handler
 
         private static void TestHandlerAddsBearerTokens()

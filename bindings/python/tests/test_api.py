@@ -1,5 +1,6 @@
 """Every function and exception of findity_auth, against the emulator."""
 
+import logging
 import pickle
 import re
 import socket
@@ -20,7 +21,16 @@ from findity_auth import (
     Status,
 )
 from findity_auth import _native
-from support import CLIENT_ID, SECRET, WRONG_SECRET, Emulator, assert_no_secret, bearer_get
+from support import (
+    CLIENT_ID,
+    OTHER_CLIENT_ID,
+    OTHER_SECRET,
+    SECRET,
+    WRONG_SECRET,
+    Emulator,
+    assert_no_secret,
+    bearer_get,
+)
 
 
 def test_version() -> None:
@@ -260,18 +270,76 @@ def test_buffer_grows_without_a_second_request(
     original = _native.findity_get_token
 
     def recording(*args):  # type: ignore[no-untyped-def]
-        sizes.append(args[4])  # buf_len
+        sizes.append(args[4].value)  # buf_len, a c_size_t
         return original(*args)
 
+    # A thread's first buffer has INITIAL_BUFFER_SIZE bytes: start this thread afresh.
     monkeypatch.setattr(_native, "INITIAL_BUFFER_SIZE", initial)
+    monkeypatch.setattr(_native, "_per_thread", _native._PerThread())
     monkeypatch.setattr(_native, "findity_get_token", recording)
     token = findity_auth.get_token(emulator.url, CLIENT_ID, SECRET)
     assert len(token) + 1 > 16
     assert sizes == [initial, len(token) + 1]
     assert emulator.stat("token_requests") == 1  # the retry was served from the cache
+    assert findity_auth.get_token(emulator.url, CLIENT_ID, SECRET) == token
+    assert sizes == [initial, len(token) + 1, len(token) + 1]  # the grown buffer is kept
     monkeypatch.undo()
     assert findity_auth.get_token(emulator.url, CLIENT_ID, SECRET) == token
     assert emulator.stat("token_requests") == 1
+
+
+def test_a_token_call_nested_in_another_uses_its_own_buffer(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Token buffers are reused per thread, but a call made while another is between the C call
+    and reading its buffer (from a signal handler, a __del__, a log handler) must not overwrite
+    it. Here the nested call runs right after the outer C call wrote its token."""
+    org = findity_auth.get_token(emulator.url, CLIENT_ID, SECRET)
+    alice = findity_auth.user_token(emulator.url, CLIENT_ID, SECRET, "alice")
+    original = _native.findity_get_token
+    nested: List[str] = []
+
+    def nesting(*args):  # type: ignore[no-untyped-def]
+        status = original(*args)
+        nested.append(findity_auth.user_token(emulator.url, CLIENT_ID, SECRET, "alice"))
+        return status
+
+    monkeypatch.setattr(_native, "findity_get_token", nesting)
+    assert findity_auth.get_token(emulator.url, CLIENT_ID, SECRET) == org
+    assert nested == [alice]
+    monkeypatch.undo()
+    assert findity_auth.get_token(emulator.url, CLIENT_ID, SECRET) == org
+    assert findity_auth.user_token(emulator.url, CLIENT_ID, SECRET, "alice") == alice
+
+
+def test_a_log_handler_may_fetch_tokens(emulator: Emulator) -> None:
+    """The library logs on the calling thread in the middle of a token call; a handler that
+    gets a token itself (to ship the lines somewhere) gets its own, and so does the caller."""
+    other = findity_auth.get_token(emulator.url, OTHER_CLIENT_ID, OTHER_SECRET)
+    seen: List[str] = []
+
+    class Shipping(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if threading.current_thread() is threading.main_thread():
+                seen.append(findity_auth.get_token(emulator.url, OTHER_CLIENT_ID, OTHER_SECRET))
+
+    logger = logging.getLogger("findity")
+    handler = Shipping()
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        findity_auth.enable_logging("debug")
+        org = findity_auth.get_token(emulator.url, CLIENT_ID, SECRET)
+        findity_auth.invalidate(emulator.url, CLIENT_ID)
+        renewed = findity_auth.get_token(emulator.url, CLIENT_ID, SECRET)
+    finally:
+        findity_auth.disable_logging()
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    assert seen and set(seen) == {other}
+    assert org != other and renewed not in (org, other)
+    assert findity_auth.get_token(emulator.url, CLIENT_ID, SECRET) == renewed
 
 
 def test_small_buffers_for_user_tokens_and_messages(
@@ -280,6 +348,7 @@ def test_small_buffers_for_user_tokens_and_messages(
     with pytest.raises(AuthError) as full:
         findity_auth.user_token(emulator.url, CLIENT_ID, SECRET, "unknown-y")
     monkeypatch.setattr(_native, "INITIAL_BUFFER_SIZE", 1)
+    monkeypatch.setattr(_native, "_per_thread", _native._PerThread())  # this thread afresh
     token = findity_auth.user_token(emulator.url, CLIENT_ID, SECRET, "alice")
     assert bearer_get(emulator.url + "/api/x", token)[0] == 200
     assert emulator.stat("authorization_code") == 1

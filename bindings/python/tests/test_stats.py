@@ -113,16 +113,45 @@ def test_token_expires_in(emulator: Emulator) -> None:
 
 
 def test_token_expires_in_without_a_cached_token(emulator: Emulator) -> None:
-    with pytest.raises(InvalidArgumentError, match="no token is cached"):
-        findity_auth.token_expires_in(emulator.url, CLIENT_ID)
+    assert findity_auth.token_expires_in(emulator.url, CLIENT_ID) == 0  # none yet
     findity_auth.get_token(emulator.url, CLIENT_ID, SECRET)
-    with pytest.raises(InvalidArgumentError):
-        findity_auth.token_expires_in(emulator.url, CLIENT_ID, "bob")  # bob has none
+    assert findity_auth.token_expires_in(emulator.url, CLIENT_ID, "bob") == 0  # bob has none
     findity_auth.invalidate(emulator.url, CLIENT_ID)
-    with pytest.raises(InvalidArgumentError):
-        findity_auth.token_expires_in(emulator.url, CLIENT_ID)
+    assert findity_auth.token_expires_in(emulator.url, CLIENT_ID) == 0  # invalidated
+    findity_auth.get_token(emulator.url, CLIENT_ID, SECRET)
+    findity_auth.clear_cache()
+    assert findity_auth.token_expires_in(emulator.url, CLIENT_ID) == 0  # cleared
+    assert emulator.stat("token_requests") == 2  # asking sent nothing
+    # Bad arguments are still errors, not 0.
     with pytest.raises(InvalidArgumentError):
         findity_auth.token_expires_in(emulator.url, "")
+    with pytest.raises(InvalidArgumentError):
+        findity_auth.token_expires_in("ftp://example.com", CLIENT_ID)
     with pytest.raises(TypeError):
         findity_auth.token_expires_in(emulator.url, None)  # type: ignore[arg-type]
 
+
+def test_size_queries_are_not_failures(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    findity_auth.get_token(emulator.url, CLIENT_ID, SECRET)
+    before = findity_auth.stats()
+    # A thread with a 1-byte first buffer: one BUFFER_TOO_SMALL, then the grown buffer.
+    monkeypatch.setattr(_native, "INITIAL_BUFFER_SIZE", 1)
+    monkeypatch.setattr(_native, "_per_thread", _native._PerThread())
+    findity_auth.get_token(emulator.url, CLIENT_ID, SECRET)
+    after = findity_auth.stats()
+    assert after.failures[Status.BUFFER_TOO_SMALL] == before.failures[Status.BUFFER_TOO_SMALL] == 0
+    assert sum(after.failures) == sum(before.failures)
+    assert delta(before, after) == {"cache_hits": 2}  # the size query and the real call
+
+
+def test_stats_passes_the_struct_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = []
+    original = _native.findity_stats
+
+    def recording(out, size):  # type: ignore[no-untyped-def]
+        sizes.append(size)
+        return original(out, size)
+
+    monkeypatch.setattr(_native, "findity_stats", recording)
+    findity_auth.stats()
+    assert sizes == [ctypes.sizeof(_native.FindityStats)] == [128]

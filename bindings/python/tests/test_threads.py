@@ -3,7 +3,7 @@
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 import findity_auth
 from support import CLIENT_ID, OTHER_CLIENT_ID, OTHER_SECRET, SECRET, Emulator
@@ -71,3 +71,33 @@ def test_calls_release_the_gil(emulator: Emulator) -> None:
     assert elapsed < 1.5, "the two requests ran one after the other (%.2f s)" % elapsed
     assert emulator.stat("max_concurrent") == 2
     assert ticks > 20
+
+
+def test_threads_hammering_cached_tokens_each_get_their_own(emulator: Emulator) -> None:
+    """Cached tokens go through per-thread buffers while the GIL is released: no thread may
+    ever see another key's token (or a torn one)."""
+    keys = [
+        (CLIENT_ID, SECRET, None),
+        (OTHER_CLIENT_ID, OTHER_SECRET, None),
+        (CLIENT_ID, SECRET, "alice"),
+        (OTHER_CLIENT_ID, OTHER_SECRET, "bob"),
+    ]
+
+    def fetch(client_id: str, secret: str, user: Optional[str]) -> str:
+        if user is None:
+            return findity_auth.get_token(emulator.url, client_id, secret)
+        return findity_auth.user_token(emulator.url, client_id, secret, user)
+
+    expected = [fetch(*k) for k in keys]
+    assert len(set(expected)) == len(keys)
+
+    def run(i: int) -> int:
+        wrong = 0
+        for n in range(3000):
+            k = (i + n) % len(keys)
+            wrong += fetch(*keys[k]) != expected[k]
+        return wrong
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(run, range(8))) == [0] * 8
+    assert emulator.stat("token_requests") == 4  # 2 organization tokens + 2 code exchanges

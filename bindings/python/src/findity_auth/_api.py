@@ -27,6 +27,19 @@ __all__ = [
 
 def _utf8(value: object, name: str) -> bytes:
     """``value`` as UTF-8 bytes for the C ABI. Never puts the value into a message."""
+    # The fast path, taken by every token call: an exact str without NUL that encodes. An
+    # embedded NUL must be refused, not passed on: C would read the text only up to it (a
+    # secret cut short). Everything else goes to _utf8_checked, which raises the precise error.
+    if type(value) is str and "\x00" not in value:
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # handled outside the handler: the UnicodeEncodeError holds the value
+    return _utf8_checked(value, name)
+
+
+def _utf8_checked(value: object, name: str) -> bytes:
+    """_utf8 for what its fast path does not take: str subclasses, or raise."""
     if not isinstance(value, str):
         raise TypeError("%s must be str, not %s" % (name, type(value).__name__))
     if "\x00" in value:
@@ -63,8 +76,7 @@ def get_token(base_url: str, client_id: str, client_secret: str) -> str:
         InvalidArgumentError: An empty id or a bad base URL; nothing was sent.
         TypeError: An argument is not a ``str``.
     """
-    return _native.call_for_text(
-        _native.findity_get_token,
+    return _native.call_for_token(
         _utf8(base_url, "base_url"),
         _utf8(client_id, "client_id"),
         _utf8(client_secret, "client_secret"),
@@ -82,8 +94,7 @@ def user_token(base_url: str, client_id: str, client_secret: str, user_id: str) 
     Returns:
         The user's access token.
     """
-    return _native.call_for_text(
-        _native.findity_user_token,
+    return _native.call_for_token(
         _utf8(base_url, "base_url"),
         _utf8(client_id, "client_id"),
         _utf8(client_secret, "client_secret"),
@@ -110,10 +121,13 @@ def invalidate(base_url: str, client_id: str, user_id: Optional[str] = None) -> 
 def token_expires_in(base_url: str, client_id: str, user_id: Optional[str] = None) -> int:
     """Whole seconds until the cached token of ``user_id`` (``None``: the organization's) expires.
 
+    ``0`` when no token is cached for that key (none fetched yet, invalidated, cleared) or the
+    cached one has less than a second left: either way the next token call gets a new one.
     For display or scheduling only: the library renews tokens by itself. Sends no request.
 
     Raises:
-        InvalidArgumentError: No token is cached for that key (or a bad argument).
+        InvalidArgumentError: A bad argument (an empty id, a bad base URL).
+        TypeError: An argument is not a ``str`` (``user_id``: or ``None``).
     """
     return _native.token_expires_in(
         _utf8(base_url, "base_url"),
@@ -178,7 +192,8 @@ class Stats:
     """Requests repeated after a retryable failure (connect error, 408, 429, 5xx)."""
     failures: Tuple[int, ...]
     """Failed calls by status, 7 entries indexed by :class:`Status`:
-    ``failures[Status.AUTH]``; ``failures[Status.OK]`` is always 0."""
+    ``failures[Status.AUTH]``. ``failures[Status.OK]`` and ``failures[Status.BUFFER_TOO_SMALL]``
+    are always 0 (asking for a size is not a failure)."""
 
 
 def stats() -> Stats:

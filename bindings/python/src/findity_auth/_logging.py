@@ -80,6 +80,7 @@ def disable_logging() -> None:
     only when ``$FINDITY_LOG`` is set)."""
     with _lock:
         _native.set_log_target(None)
-        # Installing the callback raised the library's level; restore the $FINDITY_LOG default
-        # so lines do not start going to stderr.
+        # Still needed: removing the callback undoes only a level the library raised by itself
+        # when the callback was installed. enable_logging chose the level explicitly, and that
+        # level would stay and send lines to stderr; "" is the $FINDITY_LOG default again.
         _native.check(_native.findity_set_option(b"log_level", b""))

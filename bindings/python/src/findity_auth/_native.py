@@ -9,15 +9,17 @@ The library is looked for in this order, the first that loads wins:
 If none loads, importing :mod:`findity_auth` raises one :class:`ImportError` that names the
 three places and why each failed.
 
-Every function is declared once below with ``argtypes``/``restype``. The library is loaded with
-:class:`ctypes.CDLL`, which releases the GIL for the duration of each call, so threads that wait
-for a token do not block each other (single flight is the library's job). The library's last
-error is thread-local: :func:`raise_last_error` reads it on the calling thread right after the
-failed call, before anything else can call into the library on that thread.
+Every function is declared once below with ``restype`` and, except the two token functions
+(see "The token calls" below), ``argtypes``. The library is loaded with :class:`ctypes.CDLL`,
+which releases the GIL for the duration of each call, so threads that wait for a token do not
+block each other (single flight is the library's job). The library's last error is
+thread-local: :func:`raise_last_error` reads it on the calling thread right after the failed
+call, before anything else can call into the library on that thread.
 """
 
 import _thread
 import ctypes
+import threading
 import ctypes.util
 import os
 import sys
@@ -30,7 +32,7 @@ from ._errors import InternalError, Status, error_for_status
 __all__ = [
     "LIB_PATH",
     "INITIAL_BUFFER_SIZE",
-    "call_for_text",
+    "call_for_token",
     "check",
     "raise_last_error",
     "version",
@@ -54,7 +56,8 @@ PACKAGED_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), LIB_NAM
 """Where a copy packaged with this package lives."""
 
 INITIAL_BUFFER_SIZE = 2048
-"""First buffer size for tokens and messages; grown on FINDITY_ERR_BUFFER_TOO_SMALL."""
+"""First buffer size for tokens (per thread, then reused) and messages; grown on
+FINDITY_ERR_BUFFER_TOO_SMALL."""
 
 _MAX_ATTEMPTS = 8
 
@@ -146,24 +149,35 @@ def _declare(name: str, restype: Any, argtypes: List[Any]) -> Any:
     return fn
 
 
+def _declare_untyped(name: str, restype: Any) -> Any:
+    """A function without ``argtypes`` (see "The token calls" below): arguments must be passed as
+    exactly the ctypes-compatible objects its comment lists, nothing else."""
+    fn = getattr(lib, name)
+    fn.restype = restype
+    return fn
+
+
 # The whole C ABI of findity.h, declared once (the C prototype above each).
 # Strings are NUL-terminated UTF-8 bytes (c_char_p; None is NULL).
+#
+# The token calls. The two token functions are the hot path (a cache hit costs the library
+# ~30 ns; everything else is ctypes and this package), and ctypes' per-argument ``argtypes``
+# conversion (a from_param call per argument) costs more than the rest of the call: 6 declared
+# arguments take ~650 ns, the same call undeclared ~280 ns. So they are declared without
+# ``argtypes`` and called only by call_for_token, which passes each argument as the one object
+# ctypes converts right without being told: ``bytes`` (char *; CPython keeps them
+# NUL-terminated), a ``c_char`` array (char *), a ``c_size_t`` instance (size_t; never a plain
+# int, which ctypes would pass as a 32-bit int) and a ``POINTER(c_size_t)`` instance (size_t *).
 
 # uint32_t findity_get_token(const char *base_url, const char *client_id,
 #                            const char *client_secret, char *buf, size_t buf_len, size_t *out_len)
-findity_get_token = _declare(
-    "findity_get_token",
-    c_uint32,
-    [c_char_p, c_char_p, c_char_p, _CharBuf, c_size_t, _SizeOut],
-)
+# Call as findity_get_token(bytes, bytes, bytes, c_char array, c_size_t, POINTER(c_size_t)).
+findity_get_token = _declare_untyped("findity_get_token", c_uint32)
 # uint32_t findity_user_token(const char *base_url, const char *client_id,
 #                             const char *client_secret, const char *user_id,
 #                             char *buf, size_t buf_len, size_t *out_len)
-findity_user_token = _declare(
-    "findity_user_token",
-    c_uint32,
-    [c_char_p, c_char_p, c_char_p, c_char_p, _CharBuf, c_size_t, _SizeOut],
-)
+# Call as findity_user_token(bytes, bytes, bytes, bytes, c_char array, c_size_t, POINTER(c_size_t)).
+findity_user_token = _declare_untyped("findity_user_token", c_uint32)
 # uint32_t findity_invalidate(const char *base_url, const char *client_id, const char *user_id)
 findity_invalidate = _declare("findity_invalidate", c_uint32, [c_char_p, c_char_p, c_char_p])
 # void findity_clear_cache(void)
@@ -202,8 +216,9 @@ class FindityStats(ctypes.Structure):
     _fields_ = [(name, c_uint64) for name in STATS_COUNTERS] + [("failures", c_uint64 * 7)]
 
 
-# uint32_t findity_stats(struct FindityStats *out)
-findity_stats = _declare("findity_stats", c_uint32, [POINTER(FindityStats)])
+# uint32_t findity_stats(struct FindityStats *out, size_t out_size); out_size is
+# sizeof(FindityStats) as declared here: a newer library with a longer struct fills only these.
+findity_stats = _declare("findity_stats", c_uint32, [POINTER(FindityStats), c_size_t])
 
 # typedef void (*FindityLogCallback)(uint32_t level, const char *message, void *userdata)
 FindityLogCallback = ctypes.CFUNCTYPE(None, c_uint32, c_char_p, c_void_p)
@@ -254,11 +269,83 @@ def check(status: int) -> None:
         raise_last_error(status)
 
 
-def call_for_text(fn: Any, *args: Optional[bytes]) -> str:
-    """Call a (…, buf, buf_len, out_len) function of the ABI and return its output as str."""
-    status, raw = _call_with_buffer(lambda buf, size, out_len: fn(*args, buf, size, out_len))
-    check(status)
-    return raw.decode("utf-8")
+# Per-thread output space for the token calls: a buffer reused call after call instead of a
+# fresh 2 KiB one per call, its length as a c_size_t and out_len with a ready-made pointer to it
+# (ctypes.byref would allocate per call). Per thread because the call runs without the GIL;
+# taken out of the thread's pool for the duration of a call, so that a token call made from
+# inside another on the same thread (from a log handler, a signal handler, a __del__) gets a
+# space of its own instead of overwriting the outer call's buffer or out_len.
+_Space = Tuple[Any, c_size_t, c_size_t, Any]  # (c_char array, its length, out_len, &out_len)
+
+
+def _new_space(size: int) -> _Space:
+    size = max(0, size)
+    out_len = c_size_t(0)
+    return (ctypes.create_string_buffer(size), c_size_t(size), out_len, ctypes.pointer(out_len))
+
+
+class _PerThread(threading.local):
+    def __init__(self) -> None:
+        self.pool: List[_Space] = []
+
+
+_per_thread = _PerThread()
+
+
+def call_for_token(
+    base_url: bytes, client_id: bytes, client_secret: bytes, user_id: Optional[bytes] = None
+) -> str:
+    """findity_get_token, or findity_user_token when ``user_id`` is given; the token as str.
+
+    A cached token costs one library call: the output goes into this thread's reused buffer and
+    only the ``out_len`` bytes written are copied out and decoded. Raises for a failed call.
+    Explicit arguments rather than ``*args``: this is the hot path, and every bit of it counts.
+    """
+    pool = _per_thread.pool
+    space = pool.pop() if pool else _new_space(INITIAL_BUFFER_SIZE)
+    buf, buf_len, out_len, out_len_ptr = space
+    if user_id is None:
+        status = findity_get_token(base_url, client_id, client_secret, buf, buf_len, out_len_ptr)
+    else:
+        status = findity_user_token(
+            base_url, client_id, client_secret, user_id, buf, buf_len, out_len_ptr
+        )
+    if status == 0:  # Status.OK, as a plain int: no enum lookup on the hot path
+        token: str = buf[: out_len.value].decode()
+        pool.append(space)
+        return token
+    return _call_for_token_slow(base_url, client_id, client_secret, user_id, space, status)
+
+
+def _call_for_token_slow(
+    base_url: bytes,
+    client_id: bytes,
+    client_secret: bytes,
+    user_id: Optional[bytes],
+    space: _Space,
+    status: int,
+) -> str:
+    """call_for_token after a first status other than OK: grow on BUFFER_TOO_SMALL (the library
+    keeps the token cached, so the retry sends no request), raise for anything else."""
+    for _ in range(_MAX_ATTEMPTS):
+        if status != Status.BUFFER_TOO_SMALL:
+            break
+        size, needed = space[1].value, space[2].value + 1
+        space = _new_space(needed if needed > size else size * 2)  # renewed meanwhile: longer?
+        buf, buf_len, _, out_len_ptr = space
+        if user_id is None:
+            status = findity_get_token(
+                base_url, client_id, client_secret, buf, buf_len, out_len_ptr
+            )
+        else:
+            status = findity_user_token(
+                base_url, client_id, client_secret, user_id, buf, buf_len, out_len_ptr
+            )
+    _per_thread.pool.append(space)  # a grown buffer stays this thread's
+    if status == Status.OK:
+        token: str = space[0][: space[2].value].decode()
+        return token
+    raise_last_error(status)
 
 
 def version() -> str:
@@ -269,12 +356,12 @@ def version() -> str:
 def read_stats() -> FindityStats:
     """The library's counters (findity_stats)."""
     out = FindityStats()
-    check(findity_stats(ctypes.byref(out)))
+    check(findity_stats(ctypes.byref(out), ctypes.sizeof(FindityStats)))
     return out
 
 
 def token_expires_in(base_url: bytes, client_id: bytes, user_id: Optional[bytes]) -> int:
-    """Seconds left on a cached token (findity_token_expires_in); raises when none is cached."""
+    """Seconds left on a cached token (findity_token_expires_in); 0 when none is cached."""
     seconds = c_uint64(0)
     check(findity_token_expires_in(base_url, client_id, user_id, ctypes.byref(seconds)))
     return seconds.value
