@@ -52,9 +52,15 @@ pub type Callback = unsafe extern "C" fn(level: u32, message: *const c_char, use
 struct Sink {
     callback: Callback,
     userdata: *mut c_void,
+    /// The sink installed before this one (see ALL_SINKS).
+    older: *mut Sink,
 }
 
 static SINK: AtomicPtr<Sink> = AtomicPtr::new(std::ptr::null_mut());
+/// Every sink ever installed, newest first. Sinks are never freed, because a thread may still be
+/// calling a replaced one; keeping them on this list keeps them reachable rather than leaked.
+/// Hosts set a callback once or twice per process.
+static ALL_SINKS: AtomicPtr<Sink> = AtomicPtr::new(std::ptr::null_mut());
 /// u32::MAX: not decided yet (read FINDITY_LOG on first use).
 static LEVEL: AtomicU32 = AtomicU32::new(u32::MAX);
 /// The level was raised to info only because a callback was installed (undone on removal).
@@ -64,12 +70,26 @@ static RAISED_FOR_CALLBACK: AtomicBool = AtomicBool::new(false);
 /// another thread at this moment may still reach the previous callback.
 pub fn set_callback(callback: Option<Callback>, userdata: *mut c_void) {
     let new = match callback {
-        Some(callback) => Box::into_raw(Box::new(Sink { callback, userdata })),
+        Some(callback) => {
+            let new = Box::into_raw(Box::new(Sink {
+                callback,
+                userdata,
+                older: std::ptr::null_mut(),
+            }));
+            let mut head = ALL_SINKS.load(Ordering::Acquire);
+            loop {
+                // SAFETY: `new` is ours until published by the exchange below.
+                unsafe { (*new).older = head };
+                match ALL_SINKS.compare_exchange(head, new, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => break,
+                    Err(h) => head = h,
+                }
+            }
+            new
+        }
         None => std::ptr::null_mut(),
     };
-    // The old sink is leaked, not freed: another thread may be reading it right now, and a
-    // host sets its callback once or twice per process.
-    SINK.swap(new, Ordering::AcqRel);
+    SINK.store(new, Ordering::Release);
     if callback.is_some() && level() == Level::Off {
         // A host that installs a callback wants lines; info unless it chose otherwise.
         LEVEL.store(Level::Info as u32, Ordering::Release);
