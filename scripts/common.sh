@@ -35,3 +35,53 @@ start_emulator() {
     EMULATOR_URL=$(cat "$url_file")
     [ -n "$EMULATOR_URL" ] || { echo "the emulator did not start" >&2; exit 1; }
 }
+
+# A venv at build/venv-python with requests, pytest and the findity_auth package (not editable,
+# with libfindity.so from $1 packaged inside it). Sets VPY to its python.
+python_env() {
+    local lib_dir=$1 root venv py
+    root="$(pwd)"
+    venv="$root/build/venv-python"
+    py="${PYTHON:-python3}"
+    command -v "$py" >/dev/null || apt_install python3 python3-venv
+    # A fresh Debian/Ubuntu machine has python3 without the venv module (or without ensurepip).
+    if ! "$py" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        local ver
+        ver="$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+        apt_install python3-venv || apt_install "python$ver-venv"
+    fi
+    # Recreate a venv left broken (an interrupted run, a removed interpreter).
+    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import pip' >/dev/null 2>&1; then
+        rm -rf "$venv"
+        "$py" -m venv "$venv"
+    fi
+    VPY="$venv/bin/python"
+    export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+    # setuptools and wheel in the venv: the package builds without a per-run isolated build env.
+    "$VPY" -m pip install -q pytest requests "setuptools>=61" wheel
+    # The packaged copy (gitignored), then a regular (non-editable) install of the package.
+    cp "$lib_dir/libfindity.so" "$root/bindings/python/src/findity_auth/libfindity.so"
+    rm -rf "$root/bindings/python/build"  # setuptools' staging dir: no stale files in the wheel
+    "$VPY" -m pip install -q --force-reinstall --no-deps --no-build-isolation "$root/bindings/python"
+    rm -rf "$root/bindings/python/build" "$root"/bindings/python/src/*.egg-info
+}
+
+# Mono (compiler, runtime, System.Net.Http) and curl, from Debian's packages when missing.
+mono_env() {
+    if ! command -v mcs >/dev/null 2>&1 || ! command -v mono >/dev/null 2>&1 \
+        || [ ! -e /usr/lib/mono/4.5/System.Net.Http.dll ]; then
+        echo "installing Mono (mono-mcs mono-runtime libmono-system-net-http4.0-cil)"
+        apt_install --no-install-recommends mono-mcs mono-runtime libmono-system-net-http4.0-cil
+    fi
+    command -v curl >/dev/null 2>&1 || apt_install --no-install-recommends curl
+}
+
+# Findity.Auth.dll and examples/csharp/Connector.exe into $1.
+csharp_build_examples() {
+    local out=$1
+    mkdir -p "$out"
+    mcs -nologo -warnaserror+ -target:library -out:"$out/Findity.Auth.dll" \
+        -r:System.Net.Http.dll -r:System.dll -r:System.Core.dll bindings/csharp/src/*.cs
+    mcs -nologo -warnaserror+ -target:exe -out:"$out/Connector.exe" \
+        -r:"$out/Findity.Auth.dll" -r:System.Net.Http.dll examples/csharp/Connector.cs
+}

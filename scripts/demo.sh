@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The demo command: builds the library and the emulator, starts the emulator, and gets an
-# organization token and a user token from C. Needs only cargo and a C compiler.
+# The demo command: builds the library and the emulator, starts the emulator, and gets
+# organization and user tokens from C, Python and C#. Needs cargo, a C compiler and Python 3;
+# installs a Python venv (build/venv-python) and Mono (Debian packages) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/common.sh
@@ -18,7 +19,22 @@ echo "   emulator at $EMULATOR_URL"
 
 echo "== examples/c/demo.c"
 FINDITY_CLIENT_SECRET=demo-secret ./build/demo "$EMULATOR_URL" demo-client 8ab28c3e6f8023c3016f8046be110002
+
 echo
-echo "== what the emulator saw"
+echo "== Python: examples/python/connector.py (requests + findity_auth.FindityAuth)"
+python_env "$PWD/target/debug" >/dev/null
+FINDITY_BASE_URL="$EMULATOR_URL" FINDITY_CLIENT_ID=demo-client FINDITY_CLIENT_SECRET=demo-secret \
+    FINDITY_USER_ID=8ab28c3e6f8023c3016f8046be110002 "$VPY" examples/python/connector.py
+
+echo
+echo "== C#: examples/csharp/Connector.cs (HttpClient + FindityAuthHandler, on Mono)"
+mono_env
+csharp_build_examples build/csharp
+FINDITY_BASE_URL="$EMULATOR_URL" FINDITY_CLIENT_ID=demo-client FINDITY_CLIENT_SECRET=demo-secret \
+    FINDITY_USER_ID=8ab28c3e6f8023c3016f8046be110002 LD_LIBRARY_PATH="$PWD/target/debug" \
+    mono build/csharp/Connector.exe
+
+echo
+echo "== what the emulator saw (all three languages, one emulator)"
 python3 -c 'import json, sys, urllib.request
 print(json.dumps(json.load(urllib.request.urlopen(sys.argv[1])), indent=1, sort_keys=True))' "$EMULATOR_URL/_emulator/stats"

@@ -22,23 +22,9 @@ if [ ! -x "$EMULATOR" ]; then
     exit 1
 fi
 
-# Mono: the compiler, the runtime, and System.Net.Http (not pulled in by the other two).
-MONO_PACKAGES="mono-mcs mono-runtime libmono-system-net-http4.0-cil"
-if ! command -v mcs >/dev/null 2>&1 || ! command -v mono >/dev/null 2>&1 \
-    || [ ! -e /usr/lib/mono/4.5/System.Net.Http.dll ]; then
-    SUDO=""
-    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-    echo "test-csharp: installing $MONO_PACKAGES"
-    $SUDO apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        $MONO_PACKAGES >/dev/null
-fi
-if ! command -v curl >/dev/null 2>&1; then  # the examples' emulator control calls
-    SUDO=""
-    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-    $SUDO apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl >/dev/null
-fi
+cd "$ROOT"
+source scripts/common.sh
+mono_env
 
 mkdir -p "$OUT"
 mcs -nologo -warnaserror+ -debug -target:exe -out:"$OUT/FindityAuthTests.exe" \
@@ -58,10 +44,7 @@ if [ "$rc" = 124 ]; then echo "test-csharp: timed out after 300 s" >&2; fi
 [ "$#" = 0 ] || exit 0  # a subset of the tests was asked for: no examples
 
 # ---- examples/csharp against a fresh emulator: the library as an assembly, the example using it.
-mcs -nologo -warnaserror+ -target:library -out:"$OUT/Findity.Auth.dll" \
-    -r:System.Net.Http.dll -r:System.dll -r:System.Core.dll "$ROOT"/bindings/csharp/src/*.cs
-mcs -nologo -warnaserror+ -target:exe -out:"$OUT/Connector.exe" \
-    -r:"$OUT/Findity.Auth.dll" -r:System.Net.Http.dll "$ROOT/examples/csharp/Connector.cs"
+csharp_build_examples "$OUT"
 
 EXAMPLE_ID="example-connector"
 EXAMPLE_SECRET="example-secret-$RANDOM$RANDOM"

@@ -41,9 +41,10 @@ int main(int argc, char **argv) {
     double t1 = now_us();
     printf("organization token: %.8s… (%zu chars) in %.1f ms\n", token, len, (t1 - t0) / 1e3);
 
-    rc = findity_get_token(base, client, secret, token, sizeof token, &len);
+    /* A connector calls this before every API request: from the cache it costs no I/O. */
+    for (int i = 0; i < 100000; i++) rc |= findity_get_token(base, client, secret, token, sizeof token, &len);
     double t2 = now_us();
-    printf("again, from the cache: %.8s… in %.1f µs\n", token, t2 - t1);
+    printf("100000 calls more, from the cache: %.8s… %.3f µs per call\n", token, (t2 - t1) / 100000);
 
     rc = findity_user_token(base, client, secret, user, token, sizeof token, &len);
     if (rc != FINDITY_OK) {
