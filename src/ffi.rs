@@ -100,16 +100,15 @@ pub unsafe extern "C" fn findity_get_token(
     buf_len: usize,
     out_len: *mut usize,
 ) -> u32 {
-    boundary(|| {
-        let out = OutBuf::new(buf, buf_len, out_len)?;
-        let raw = RawKey {
-            base_url: c_bytes(base_url, "base_url")?,
-            client_id: c_bytes(client_id, "client_id")?,
-            client_secret: c_bytes(client_secret, "client_secret")?,
-            user_id: None,
-        };
-        token(&raw, out)
-    })
+    token_call(
+        base_url,
+        client_id,
+        client_secret,
+        None,
+        buf,
+        buf_len,
+        out_len,
+    )
 }
 
 /// Get an access token for one user (employee) of the organization: an authorization grant for
@@ -130,16 +129,15 @@ pub unsafe extern "C" fn findity_user_token(
     buf_len: usize,
     out_len: *mut usize,
 ) -> u32 {
-    boundary(|| {
-        let out = OutBuf::new(buf, buf_len, out_len)?;
-        let raw = RawKey {
-            base_url: c_bytes(base_url, "base_url")?,
-            client_id: c_bytes(client_id, "client_id")?,
-            client_secret: c_bytes(client_secret, "client_secret")?,
-            user_id: Some(c_bytes(user_id, "user_id")?),
-        };
-        token(&raw, out)
-    })
+    token_call(
+        base_url,
+        client_id,
+        client_secret,
+        Some(user_id),
+        buf,
+        buf_len,
+        out_len,
+    )
 }
 
 /// Forget the cached access token for (base_url, client_id, user_id), or the organization token
@@ -346,6 +344,28 @@ fn boundary(f: impl FnOnce() -> Result<(), Error>) -> u32 {
             FINDITY_ERR_INTERNAL
         }
     }
+}
+
+/// The body of both token functions: `user_id` None for the organization token.
+unsafe fn token_call(
+    base_url: *const c_char,
+    client_id: *const c_char,
+    client_secret: *const c_char,
+    user_id: Option<*const c_char>,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> u32 {
+    boundary(|| {
+        let out = OutBuf::new(buf, buf_len, out_len)?;
+        let raw = RawKey {
+            base_url: c_bytes(base_url, "base_url")?,
+            client_id: c_bytes(client_id, "client_id")?,
+            client_secret: c_bytes(client_secret, "client_secret")?,
+            user_id: user_id.map(|u| c_bytes(u, "user_id")).transpose()?,
+        };
+        token(&raw, out)
+    })
 }
 
 fn token(raw: &RawKey, out: OutBuf) -> Result<(), Error> {

@@ -333,31 +333,43 @@ static void test_single_flight_shares_errors(void) {
 
 /* ---- expiry */
 
+/* Ask for the organization token every 20 ms for `ms`: counts the distinct tokens seen, the
+ * errors, and the calls served a token more than `limit_ms` after that token was first seen
+ * (a token first seen at time F was issued at or before F, so such a call breaks the margin). */
+typedef struct {
+    int tokens, late, errors;
+} rotation_t;
+
+static rotation_t watch_rotation(const emu_t *e, double ms, double limit_ms) {
+    rotation_t r = {0, 0, 0};
+    char cur[TOKEN_MAX] = "", t[TOKEN_MAX];
+    double first_seen = 0, t0 = now_ms();
+    while (now_ms() - t0 < ms) {
+        double before = now_ms();
+        if (org(e, t) != FINDITY_OK) {
+            r.errors++;
+        } else if (strcmp(t, cur) != 0) {
+            strcpy(cur, t);
+            first_seen = before;
+            r.tokens++;
+        } else if (before - first_seen > limit_ms) {
+            r.late++;
+        }
+        usleep(20000);
+    }
+    return r;
+}
+
 /* 2 s tokens: margin 0.5 s, background refresh from 1 s left. For 5 s, a token is never served
  * with less than the margin left, the server sees no refresh token twice, and about one request
  * per lifetime is made. */
 static void test_short_tokens_rotate_in_background(void) {
     emu_t e;
     start(&e, "--lifetime", "2");
-    char cur[TOKEN_MAX] = "", t[TOKEN_MAX];
-    double first_seen = 0, t0 = now_ms();
-    int tokens = 0, late = 0, errors = 0;
-    while (now_ms() - t0 < 5000) {
-        double before = now_ms();
-        if (org(&e, t) != FINDITY_OK) {
-            errors++;
-        } else if (strcmp(t, cur) != 0) {
-            strcpy(cur, t);
-            first_seen = before;
-            tokens++;
-        } else if (before - first_seen > 1500 + 150) {
-            late++; /* served inside the 0.5 s hard margin */
-        }
-        usleep(20000);
-    }
-    CHECK(errors == 0, "%d errors", errors);
-    CHECK(late == 0, "%d calls got a token inside the hard margin", late);
-    CHECK(tokens >= 3 && tokens <= 7, "%d tokens in 5 s of 2 s tokens", tokens);
+    rotation_t r = watch_rotation(&e, 5000, 1500 + 150); /* late: inside the 0.5 s hard margin */
+    CHECK(r.errors == 0, "%d errors", r.errors);
+    CHECK(r.late == 0, "%d calls got a token inside the hard margin", r.late);
+    CHECK(r.tokens >= 3 && r.tokens <= 7, "%d tokens in 5 s of 2 s tokens", r.tokens);
     CHECK(emu_stat(&e, "refresh_token") >= 2, "renewed with refresh tokens: %ld", emu_stat(&e, "refresh_token"));
     CHECK(emu_stat(&e, "refresh_reuse") == 0, "no refresh token used twice");
     CHECK(emu_stat(&e, "client_credentials") == 1, "client credentials only once");
@@ -371,25 +383,10 @@ static void test_hard_margin_with_slow_refresh(void) {
     emu_t e;
     start(&e, "--latency-ms", "1500");
     emu_ctl(&e, "/_emulator/config?lifetime=4");
-    char cur[TOKEN_MAX] = "", t[TOKEN_MAX];
-    double first_seen = 0, t0 = now_ms();
-    int tokens = 0, late = 0, errors = 0;
-    while (now_ms() - t0 < 6500) {
-        double before = now_ms();
-        if (org(&e, t) != FINDITY_OK) {
-            errors++;
-        } else if (strcmp(t, cur) != 0) {
-            strcpy(cur, t);
-            first_seen = before;
-            tokens++;
-        } else if (before - first_seen > 3000 + 200) {
-            late++;
-        }
-        usleep(20000);
-    }
-    CHECK(errors == 0, "%d errors", errors);
-    CHECK(late == 0, "%d calls got a token inside the 1 s hard margin", late);
-    CHECK(tokens >= 2, "%d tokens", tokens);
+    rotation_t r = watch_rotation(&e, 6500, 3000 + 200);
+    CHECK(r.errors == 0, "%d errors", r.errors);
+    CHECK(r.late == 0, "%d calls got a token inside the 1 s hard margin", r.late);
+    CHECK(r.tokens >= 2, "%d tokens", r.tokens);
     CHECK(emu_stat(&e, "max_concurrent") == 1, "one request at a time");
     emu_stop(&e);
 }
