@@ -368,3 +368,32 @@ fn connection_refused_both_flows() {
         }
     }
 }
+
+#[test]
+fn unknown_user_is_refused_without_poisoning_the_organization() {
+    let emu = emulator(3600);
+    let url = emu.url();
+    let t0 = Instant::now();
+    match call(&url, Flow::User, "unknown-person-1") {
+        Err((rc, http, msg)) => {
+            assert_eq!(rc, AUTH, "{msg}");
+            assert_eq!(http, 400);
+            assert!(
+                msg.contains("USER_NOT_FOUND") && msg.contains("check user_id"),
+                "{msg}"
+            );
+            assert!(!msg.contains(SECRET), "{msg}");
+        }
+        Ok(_) => panic!("a token for an unknown user"),
+    }
+    assert!(t0.elapsed() < Duration::from_millis(TIMEOUT_MS + 1000));
+    assert_eq!(
+        emu.stats().authorization_grant,
+        1,
+        "a refusal is not retried"
+    );
+    // The organization token obtained on the way stays good, and other users still work.
+    call(&url, Flow::Org, USER).unwrap();
+    call(&url, Flow::User, USER).unwrap();
+    assert_eq!(emu.stats().client_credentials, 1);
+}
