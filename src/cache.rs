@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 
 /// Distinct spellings of keys remembered for the fast path; beyond it lookups just normalise.
 const MAX_SPELLINGS: usize = 4096;
+/// With this many entries, adding one first drops those holding nothing (a connector looping
+/// over every employee would otherwise keep an entry per employee forever).
+const PRUNE_AT: usize = 1024;
 
 /// What a caller asks for, as given (not yet validated beyond UTF-8).
 pub struct Request<'a> {
@@ -109,11 +112,37 @@ struct Slot {
     in_flight: bool,
     /// Completed flights, so a waiter can tell that the one it waited for has ended.
     flights: u64,
-    /// Outcome of the last completed flight, shared with everyone who waited for it.
-    last_error: Option<Error>,
+    /// Outcome of the last completed flight, and the secret it was made with: shared with
+    /// those who waited for it with that secret.
+    last_error: Option<(Error, Secret)>,
     failures: u32,
     /// No background renewal before this (backoff after a failed one).
     retry_at: Option<Instant>,
+}
+
+impl Entries {
+    /// Forget entries with no usable token, no refresh token and no request in flight.
+    fn prune(&mut self) {
+        let now = Instant::now();
+        let mut gone = std::collections::HashSet::new();
+        self.by_key.retain(|_, e| {
+            let Some(slot) = e.slot.try_lock() else {
+                return true;
+            };
+            let keep = slot.in_flight
+                || slot.refresh.is_some()
+                || slot
+                    .token
+                    .as_ref()
+                    .is_some_and(|t| t.freshness(now) != Freshness::Expired);
+            if !keep {
+                gone.insert(Arc::as_ptr(e));
+            }
+            keep
+        });
+        self.by_spelling
+            .retain(|_, e| !gone.contains(&Arc::as_ptr(e)));
+    }
 }
 
 impl Slot {
@@ -165,7 +194,6 @@ impl Recent {
 
 thread_local! {
     static RECENT: RefCell<Option<Recent>> = const { RefCell::new(None) };
-    static SPELLING: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 impl std::fmt::Display for Key {
@@ -201,22 +229,29 @@ impl Cache {
     /// Cache hit on the entry this thread used last, before the arguments are even validated
     /// (bytes equal to a validated spelling are valid). `None`: take the full path.
     pub fn recent_hit<R>(&self, st: &State, raw: &RawKey, f: impl FnOnce(&str) -> R) -> Option<R> {
-        RECENT.with(|recent| {
-            let recent = recent.try_borrow().ok()?;
-            let r = recent.as_ref()?;
-            if r.state != st as *const State as usize
-                || r.epoch != self.epoch.load(Ordering::Acquire)
-                || !r.is(raw)
-                || r.entry.version.load(Ordering::Acquire) != r.version
-                || r.fresh_until == 0
-                || coarse_now_ns() >= r.fresh_until
-                || !r.secret.ct_eq_bytes(raw.client_secret)
-            {
-                return None;
-            }
-            st.stats.hit();
-            Some(f(r.token.expose()))
-        })
+        // try_with: during thread exit the slot may already be gone; then just take the full path.
+        RECENT
+            .try_with(|recent| {
+                let mut recent = recent.try_borrow_mut().ok()?;
+                let r = recent.as_ref()?;
+                if r.state != st as *const State as usize
+                    || r.epoch != self.epoch.load(Ordering::Acquire)
+                    || r.entry.version.load(Ordering::Acquire) != r.version
+                    || r.fresh_until == 0
+                    || coarse_now_ns() >= r.fresh_until
+                {
+                    // Outdated (cleared, invalidated, renewed or stale): drop the copies now.
+                    *recent = None;
+                    return None;
+                }
+                if !r.is(raw) || !r.secret.ct_eq_bytes(raw.client_secret) {
+                    return None;
+                }
+                st.stats.hit();
+                Some(f(r.token.expose()))
+            })
+            .ok()
+            .flatten()
     }
 
     /// Hand the caller's closure a valid access token: from the cache, or after one shared request.
@@ -227,19 +262,26 @@ impl Cache {
         f: impl FnOnce(&str) -> R,
     ) -> Result<R, Error> {
         let raw = RawKey::from(req);
+        // Read before the entry is looked up: if clear() runs meanwhile, the snapshot taken
+        // after the request is already outdated and is never served.
+        let epoch = self.epoch.load(Ordering::Acquire);
         let mut f = Some(f);
-        let found = SPELLING.with(|buf| {
-            let mut buf = buf.borrow_mut();
+        let mut buf = Vec::new();
+        let found = {
             raw.spell(&mut buf);
             let entries = self.entries.read();
-            let entry = entries.by_spelling.get(buf.as_slice())?;
-            if let Some(t) = entry.slot.lock().fresh_token(raw.client_secret) {
-                st.stats.hit();
-                let f = f.take().expect("closure used once");
-                return Some(Ok((f(t), Arc::clone(entry))));
+            match entries.by_spelling.get(buf.as_slice()) {
+                None => None,
+                Some(entry) => match entry.slot.lock().fresh_token(raw.client_secret) {
+                    Some(t) => {
+                        st.stats.hit();
+                        let f = f.take().expect("closure used once");
+                        Some(Ok((f(t), Arc::clone(entry))))
+                    }
+                    None => Some(Err(Arc::clone(entry))),
+                },
             }
-            Some(Err(Arc::clone(entry)))
-        });
+        };
         let (result, entry) = match found {
             Some(Ok((r, entry))) => (Ok(r), entry),
             found => {
@@ -253,14 +295,14 @@ impl Cache {
             }
         };
         if result.is_ok() {
-            self.remember(st, &raw, entry);
+            self.remember(st, &raw, entry, epoch);
         }
         result
     }
 
-    /// Make `entry` this thread's recent one, with a snapshot of its token if fresh.
-    fn remember(&self, st: &State, raw: &RawKey, entry: Arc<Entry>) {
-        let epoch = self.epoch.load(Ordering::Acquire);
+    /// Make `entry` this thread's recent one, with a snapshot of its token if fresh. `epoch` is
+    /// the cache's epoch from before the entry was looked up.
+    fn remember(&self, st: &State, raw: &RawKey, entry: Arc<Entry>, epoch: u64) {
         let snapshot = {
             let slot = entry.slot.lock();
             match (&slot.token, slot.fresh_until) {
@@ -273,7 +315,7 @@ impl Cache {
                 _ => None,
             }
         };
-        RECENT.with(|recent| {
+        let _ = RECENT.try_with(|recent| {
             let Ok(mut recent) = recent.try_borrow_mut() else {
                 return;
             };
@@ -300,6 +342,9 @@ impl Cache {
     fn insert(&self, req: &Request) -> Result<Arc<Entry>, Error> {
         let key = Key::parse(req.base_url, req.client_id, req.user_id)?;
         let mut entries = self.entries.write();
+        if entries.by_key.len() >= PRUNE_AT && !entries.by_key.contains_key(&key) {
+            entries.prune();
+        }
         let entry = Arc::clone(
             entries
                 .by_key
@@ -417,6 +462,11 @@ impl Entry {
     }
 
     /// Serve a usable token, renewing as needed. At most one request per entry is in flight.
+    ///
+    /// A caller whose secret differs from the one this entry's tokens were obtained with
+    /// (rotated, or wrong) is never served them: it leads, or waits for, a flight made with its
+    /// own secret, which never uses the refresh token (that would hand a token to a caller whose
+    /// secret was never checked). If that flight succeeds, its secret becomes the entry's.
     pub fn get<R>(
         self: &Arc<Self>,
         st: &'static State,
@@ -426,12 +476,9 @@ impl Entry {
     ) -> Result<R, Error> {
         let mut slot = self.slot.lock();
         loop {
-            if !slot.secret.ct_eq(secret) {
-                drop(slot);
-                return self.rotate_secret(st, secret, deadline, f);
-            }
+            let own = slot.secret.ct_eq(secret);
             let now = Instant::now();
-            if let Some(t) = &slot.token {
+            if let (true, Some(t)) = (own, &slot.token) {
                 match t.freshness(now) {
                     Freshness::Fresh => {
                         st.stats.hit();
@@ -451,13 +498,17 @@ impl Entry {
                 let seen = slot.flights;
                 let timed_out = self.flight_done.wait_until(&mut slot, deadline).timed_out();
                 if slot.flights != seen {
-                    // Share the outcome of the flight we waited for, unless it left a usable token.
-                    let usable = slot
-                        .token
-                        .as_ref()
-                        .is_some_and(|t| t.freshness(Instant::now()) != Freshness::Expired);
-                    if let (Some(e), false) = (&slot.last_error, usable) {
-                        return Err(e.clone());
+                    // Share the outcome of the flight we waited for if it was made with our
+                    // secret and left no usable token.
+                    let usable = slot.secret.ct_eq(secret)
+                        && slot
+                            .token
+                            .as_ref()
+                            .is_some_and(|t| t.freshness(Instant::now()) != Freshness::Expired);
+                    if let (Some((e, with)), false) = (&slot.last_error, usable) {
+                        if with.ct_eq(secret) {
+                            return Err(e.clone());
+                        }
                     }
                 } else if timed_out {
                     return Err(Error::new(
@@ -470,11 +521,14 @@ impl Entry {
             // Lead a flight in this thread.
             stats::inc(&st.stats.misses);
             slot.in_flight = true;
-            let refresh = slot.refresh.take();
-            let secret = slot.secret.clone();
+            let refresh = if own { slot.refresh.take() } else { None };
+            let flight_secret = Secret::new(secret);
+            let flight = Flight {
+                entry: self,
+                secret: Some(flight_secret.clone()),
+            };
             drop(slot);
-            let flight = Flight { entry: self };
-            let (result, unused) = source::renew(st, &self.key, refresh, &secret, deadline);
+            let (result, unused) = source::renew(st, &self.key, refresh, &flight_secret, deadline);
             let mut slot = self.slot.lock();
             if let Err(e) = flight.land(&mut slot, result, unused) {
                 drop(slot);
@@ -502,7 +556,8 @@ impl Entry {
             return;
         }
         slot.in_flight = true;
-        let refresh = slot.refresh.take();
+        // Handed over through a cell, so it can be put back if no thread can be started.
+        let handoff = Arc::new(Mutex::new(slot.refresh.take()));
         let secret = slot.secret.clone();
         let entry = Arc::clone(self);
         let deadline = now + st.options().timeout;
@@ -511,11 +566,16 @@ impl Entry {
             .as_ref()
             .map_or(Duration::ZERO, |t| t.remaining(now));
         stats::inc(&st.stats.background_refreshes);
+        let theirs = Arc::clone(&handoff);
         let spawned = std::thread::Builder::new()
             .name("findity-refresh".into())
             .spawn(move || {
+                let flight = Flight {
+                    entry: &entry,
+                    secret: Some(secret.clone()),
+                };
+                let refresh = theirs.lock().take();
                 log!(Info, "{}: renewing in the background, {:.0} s left", entry.key, left.as_secs_f64());
-                let flight = Flight { entry: &entry };
                 let (result, unused) = source::renew(st, &entry.key, refresh, &secret, deadline);
                 let mut slot = entry.slot.lock();
                 let outcome = flight.land(&mut slot, result, unused);
@@ -529,30 +589,8 @@ impl Entry {
         if spawned.is_err() {
             // No thread to spare: a foreground caller renews once the token runs out.
             slot.in_flight = false;
+            slot.refresh = handoff.lock().take();
         }
-    }
-
-    /// A caller with a different client secret (rotated, or wrong): it never gets this entry's
-    /// token. Its own request decides; on success its secret and token replace the old ones.
-    fn rotate_secret<R>(
-        self: &Arc<Self>,
-        st: &'static State,
-        secret: &str,
-        deadline: Instant,
-        f: impl FnOnce(&str) -> R,
-    ) -> Result<R, Error> {
-        let secret = Secret::new(secret);
-        let (result, _) = source::renew(st, &self.key, None, &secret, deadline);
-        let mut token = result.inspect_err(|e| log!(Error, "{}: no token: {e}", self.key))?;
-        let mut slot = self.slot.lock();
-        let served = f(token.access.expose());
-        slot.refresh = token.refresh.take();
-        slot.secret = secret;
-        slot.set_token(Some(token), &self.version);
-        slot.last_error = None;
-        slot.failures = 0;
-        slot.retry_at = None;
-        Ok(served)
     }
 
     /// Drop the access token if it is still `access` (a newer one is left alone).
@@ -568,10 +606,13 @@ impl Entry {
     }
 }
 
-/// A flight in progress. Landing records the outcome and wakes the waiters; a flight dropped
-/// without landing (a panic) still clears the in-flight mark, so nobody waits forever.
+/// A flight in progress, made with `secret`. Landing records the outcome and wakes the waiters;
+/// a flight dropped without landing (a panic) still clears the in-flight mark and backs off, so
+/// nobody waits forever and a failing renewal is not restarted on every call.
 struct Flight<'a> {
     entry: &'a Arc<Entry>,
+    /// Taken when the flight lands.
+    secret: Option<Secret>,
 }
 
 impl Flight<'_> {
@@ -581,25 +622,38 @@ impl Flight<'_> {
         result: Result<Token, Error>,
         unused_refresh: Option<Secret>,
     ) -> Result<(), Error> {
-        let entry = self.entry;
-        std::mem::forget(self);
+        let mut this = self;
+        let secret = this.secret.take().expect("a flight lands once");
+        let entry = this.entry;
+        // Landed: the abort path in Drop must not run (nothing is left in `this` to free).
+        std::mem::forget(this);
+        let own = slot.secret.ct_eq(secret.expose());
         let out = match result {
             Ok(mut token) => {
-                // A refresh token that was never sent is still good if no newer one came.
-                slot.refresh = token.refresh.take().or(unused_refresh);
+                if own {
+                    // A refresh token that was never sent is still good if no newer one came.
+                    slot.refresh = token.refresh.take().or(unused_refresh);
+                } else {
+                    // A rotation: the new secret and what it brought replace the old ones.
+                    slot.refresh = token.refresh.take();
+                    slot.secret = secret.clone();
+                }
                 slot.set_token(Some(token), &entry.version);
-                slot.last_error = None;
                 slot.failures = 0;
                 slot.retry_at = None;
+                slot.last_error = None;
                 Ok(())
             }
             Err(e) => {
-                if slot.refresh.is_none() {
-                    slot.refresh = unused_refresh;
+                // A failed rotation (say, a wrong secret) leaves the entry's own renewal alone.
+                if own {
+                    if slot.refresh.is_none() {
+                        slot.refresh = unused_refresh;
+                    }
+                    slot.failures += 1;
+                    slot.retry_at = Some(Instant::now() + background_retry_delay(slot.failures));
                 }
-                slot.failures += 1;
-                slot.retry_at = Some(Instant::now() + background_retry_delay(slot.failures));
-                slot.last_error = Some(e.clone());
+                slot.last_error = Some((e.clone(), secret));
                 Err(e)
             }
         };
@@ -615,9 +669,12 @@ impl Drop for Flight<'_> {
         let mut slot = self.entry.slot.lock();
         slot.in_flight = false;
         slot.flights += 1;
-        slot.last_error = Some(Error::internal(
-            "token request aborted by an internal error",
-        ));
+        slot.failures += 1;
+        slot.retry_at = Some(Instant::now() + background_retry_delay(slot.failures));
+        if let Some(secret) = self.secret.take() {
+            let e = Error::internal("token request aborted by an internal error");
+            slot.last_error = Some((e, secret));
+        }
         drop(slot);
         self.entry.flight_done.notify_all();
     }

@@ -78,14 +78,9 @@ impl Error {
     /// Replace every occurrence of the given secrets in the message.
     /// Defence in depth: a server may echo what it was sent.
     pub fn redact(mut self, secrets: &[&str]) -> Error {
-        for s in secrets {
-            // Very short values would blank out ordinary words; real secrets are long.
-            if s.len() >= 4 && self.message.contains(s) {
-                self.message = self.message.replace(s, "[redacted]");
-            }
-        }
+        self.message = redact_text(&self.message, secrets);
         if let Some(code) = &self.oauth_error {
-            if secrets.iter().any(|s| s.len() >= 4 && code.contains(s)) {
+            if redact_text(code, secrets) != *code {
                 self.oauth_error = Some("[redacted]".into());
             }
         }
@@ -113,8 +108,10 @@ thread_local! {
 }
 
 /// Record the error of the failing call on this thread (errno-like: successful calls leave it).
+/// (try_with: during thread exit the slot may be gone; a call from a thread-local destructor
+/// then just has no last error, rather than a panic.)
 pub fn set_last_error(e: &Error) {
-    LAST_ERROR.with(|l| {
+    let _ = LAST_ERROR.try_with(|l| {
         if let Ok(mut l) = l.try_borrow_mut() {
             l.message.clear();
             l.message.push_str(&e.message);
@@ -124,10 +121,31 @@ pub fn set_last_error(e: &Error) {
 }
 
 pub fn with_last_error<R>(f: impl FnOnce(&str, u16) -> R) -> R {
-    LAST_ERROR.with(|l| {
-        let l = l.borrow();
-        f(&l.message, l.http_status)
-    })
+    let mut f = Some(f);
+    LAST_ERROR
+        .try_with(|l| match l.try_borrow() {
+            Ok(l) => f.take().map(|f| f(&l.message, l.http_status)),
+            Err(_) => None,
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| (f.take().expect("not called yet"))("", 0))
+}
+
+/// `text` with every secret replaced by "[redacted]": as sent (raw and form-urlencoded) and as a
+/// JSON encoder may have escaped it. Values under 4 bytes are left alone: they would blank out
+/// ordinary words, and no real secret, token or code is that short.
+pub fn redact_text(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        let encoded: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
+        for variant in [s.to_string(), encoded, s.replace('/', "\\/")] {
+            if out.contains(&variant) {
+                out = out.replace(&variant, "[redacted]");
+            }
+        }
+    }
+    out
 }
 
 /// Make text from a server safe to show: printable, one line, bounded.
@@ -162,6 +180,16 @@ mod tests {
         let e = Error::new(Status::Auth, "bad secret s3cr3t-value, again s3cr3t-value")
             .redact(&["s3cr3t-value", "ab"]);
         assert_eq!(e.message, "bad secret [redacted], again [redacted]");
+    }
+
+    #[test]
+    fn redact_finds_encoded_forms() {
+        let secret = "9MX+/=abc def";
+        let text = "raw 9MX+/=abc def, form 9MX%2B%2F%3Dabc+def, json 9MX+\\/=abc def";
+        assert_eq!(
+            redact_text(text, &[secret]),
+            "raw [redacted], form [redacted], json [redacted]"
+        );
     }
 
     #[test]

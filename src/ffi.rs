@@ -326,24 +326,21 @@ pub extern "C" fn findity_version() -> *const c_char {
 /// Run `f`, turning errors into status codes plus the thread's last error, and panics into
 /// FINDITY_ERR_INTERNAL: no unwinding ever crosses into C.
 fn boundary(f: impl FnOnce() -> Result<(), Error>) -> u32 {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => FINDITY_OK,
-        Ok(Err(e)) => {
-            set_last_error(&e);
-            if e.status != Status::BufferTooSmall {
-                state().stats.failure(e.status as u32);
-            }
-            e.status as u32
-        }
+    let status = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => return FINDITY_OK,
+        Ok(Err(e)) => e,
         Err(_) => {
-            set_last_error(&Error::internal(
-                "internal error in libfindity (a caught panic); please report it",
-            ));
-            // Counting must not panic again here: state() is plain atomics and allocation.
-            let _ = catch_unwind(|| state().stats.failure(FINDITY_ERR_INTERNAL));
-            FINDITY_ERR_INTERNAL
+            Error::internal("internal error in libfindity (a caught panic); please report it")
         }
-    }
+    };
+    // The bookkeeping is inside the boundary too: nothing may unwind out of an extern "C" fn.
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        set_last_error(&status);
+        if status.status != Status::BufferTooSmall {
+            state().stats.failure(status.status as u32);
+        }
+    }));
+    status.status as u32
 }
 
 /// The body of both token functions: `user_id` None for the organization token.

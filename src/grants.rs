@@ -28,7 +28,7 @@ pub fn client_credentials(
         ("client_secret", secret.expose()),
     ]);
     let url = base.token_url(true);
-    token_request(http, &url, &form, true, deadline)
+    token_request(http, &url, &form, true, deadline, &[secret.expose()])
         .map_err(|e| e.context(&format!("client_credentials grant at {url}")))
         .map_err(|e| e.redact(&[secret.expose()]))
 }
@@ -46,9 +46,16 @@ pub fn refresh(
         ("refresh_token", refresh_token.expose()),
     ]);
     let url = base.token_url(true);
-    token_request(http, &url, &form, false, deadline)
-        .map_err(|e| e.context(&format!("refresh_token grant at {url}")))
-        .map_err(|e| e.redact(&[refresh_token.expose()]))
+    token_request(
+        http,
+        &url,
+        &form,
+        false,
+        deadline,
+        &[refresh_token.expose()],
+    )
+    .map_err(|e| e.context(&format!("refresh_token grant at {url}")))
+    .map_err(|e| e.redact(&[refresh_token.expose()]))
 }
 
 /// Ask for a single-use code that lets the organization act as one user.
@@ -65,7 +72,7 @@ pub fn authorization_grant(
     let result = (|| {
         let answer = http.post_form(&url, &form, Some(org_token), deadline)?;
         if !(200..300).contains(&answer.status) {
-            return Err(answer_error(&answer, true));
+            return Err(answer_error(&answer, true, &[org_token.expose()]));
         }
         let code = parse_code(&answer.body).map_err(|why| bad_answer(&answer, why))?;
         Ok(code)
@@ -86,7 +93,7 @@ pub fn exchange_code(
         ("code", code.expose()),
     ]);
     let url = base.token_url(false);
-    token_request(http, &url, &form, false, deadline)
+    token_request(http, &url, &form, false, deadline, &[code.expose()])
         .map_err(|e| e.context(&format!("authorization_code exchange at {url}")))
         .map_err(|e| e.redact(&[code.expose()]))
 }
@@ -99,12 +106,14 @@ fn encode(pairs: &[(&str, &str)]) -> Secret {
     Secret::new(s.finish())
 }
 
+/// `secrets`: what this request carries, redacted from the server's text before it is trimmed.
 fn token_request(
     http: &Http,
     url: &str,
     form: &Secret,
     replayable: bool,
     deadline: Instant,
+    secrets: &[&str],
 ) -> Result<Token, Error> {
     // Before sending: the server's clock for expires_in starts after this.
     let issued_at = Instant::now();
@@ -113,7 +122,7 @@ fn token_request(
         e
     })?;
     if !(200..300).contains(&answer.status) {
-        return Err(answer_error(&answer, replayable));
+        return Err(answer_error(&answer, replayable, secrets));
     }
     parse_token(&answer.body, issued_at).map_err(|why| bad_answer(&answer, why))
 }
@@ -130,9 +139,9 @@ fn bad_answer(answer: &Answer, why: String) -> Error {
 }
 
 /// Turn a non-2xx answer into an error that says what the server said and what to do.
-fn answer_error(answer: &Answer, replayable: bool) -> Error {
+fn answer_error(answer: &Answer, replayable: bool, secrets: &[&str]) -> Error {
     let status = answer.status;
-    let (code, description) = error_details(answer);
+    let (code, description) = error_details(answer, secrets);
     let refused = matches!(status, 400 | 401 | 403);
     let mut msg = format!("HTTP {status}");
     if let Some(c) = &code {
@@ -169,12 +178,16 @@ fn answer_error(answer: &Answer, replayable: bool) -> Error {
     e
 }
 
-/// RFC 6749 `error`/`error_description`, Findity's `code`/`description`, or text.
-fn error_details(answer: &Answer) -> (Option<String>, Option<String>) {
+/// RFC 6749 `error`/`error_description`, Findity's `code`/`description`, or text; secrets are
+/// redacted before the text is trimmed, so none can straddle the cut.
+fn error_details(answer: &Answer, secrets: &[&str]) -> (Option<String>, Option<String>) {
+    use crate::error::redact_text;
     if let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(&answer.body) {
         let field = |names: &[&str]| {
             names.iter().find_map(|n| match obj.get(*n) {
-                Some(Value::String(s)) if !s.is_empty() => Some(sanitize_server_text(s, 200)),
+                Some(Value::String(s)) if !s.is_empty() => {
+                    Some(sanitize_server_text(&redact_text(s, secrets), 200))
+                }
                 Some(Value::Number(n)) => Some(n.to_string()),
                 _ => None,
             })
@@ -192,7 +205,10 @@ fn error_details(answer: &Answer) -> (Option<String>, Option<String>) {
     if trimmed.is_empty() {
         return (None, None);
     }
-    (None, Some(sanitize_server_text(trimmed, 200)))
+    (
+        None,
+        Some(sanitize_server_text(&redact_text(trimmed, secrets), 200)),
+    )
 }
 
 /// Read a token answer. Public for fuzzing.
@@ -324,6 +340,24 @@ mod tests {
     }
 
     #[test]
+    fn secrets_are_redacted_before_trimming() {
+        let secret = "SECRET-0123456789";
+        let description = format!("{}{secret} and 9MX%2B{}", "x".repeat(190), "y".repeat(50));
+        let body = serde_json::json!({"error": "invalid_client", "error_description": description});
+        let e = answer_error(
+            &answer(401, "application/json", &body.to_string()),
+            true,
+            &[secret],
+        );
+        assert!(
+            !e.message.contains("SECRET-0"),
+            "a prefix survived the cut: {}",
+            e.message
+        );
+        assert!(e.message.contains("[redacted]"), "{}", e.message);
+    }
+
+    #[test]
     fn error_bodies_of_every_shape() {
         let e = answer_error(
             &answer(
@@ -332,6 +366,7 @@ mod tests {
                 r#"{"error":"invalid_client","error_description":"Client authentication failed"}"#,
             ),
             true,
+            &[],
         );
         assert_eq!(e.status, Status::Auth);
         assert_eq!(e.oauth_error.as_deref(), Some("invalid_client"));
@@ -348,6 +383,7 @@ mod tests {
                 r#"{"code":"USER_NOT_FOUND","description":"No user with id x"}"#,
             ),
             true,
+            &[],
         );
         assert!(
             e.message.contains("USER_NOT_FOUND: No user with id x"),
@@ -359,16 +395,21 @@ mod tests {
         let e = answer_error(
             &answer(502, "text/html", "<html><body>Bad gateway</body></html>"),
             true,
+            &[],
         );
         assert_eq!(e.status, Status::Server);
         assert!(e.message.contains("HTML page"));
         assert!(e.retryable);
 
-        let e = answer_error(&answer(503, "text/plain", "down\r\nfor maintenance"), false);
+        let e = answer_error(
+            &answer(503, "text/plain", "down\r\nfor maintenance"),
+            false,
+            &[],
+        );
         assert!(e.message.contains("down for maintenance"));
         assert!(!e.retryable, "a single-use grant is never replayed");
 
-        let e = answer_error(&answer(302, "", ""), true);
+        let e = answer_error(&answer(302, "", ""), true, &[]);
         assert!(e.message.contains("redirects are not followed"));
     }
 }

@@ -181,11 +181,14 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     crate::error::sanitize_server_text(&cur.to_string(), 200)
 }
 
+const MAX_RETRY_AFTER_SECS: u64 = 86_400;
+
 /// `Retry-After` is delta-seconds or an HTTP-date (RFC 9110 §10.2.3).
 pub fn parse_retry_after(v: &str) -> Option<Duration> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+        // Capped: a day is already far past any timeout, and Instant arithmetic can't overflow.
+        return Some(Duration::from_secs(secs.min(MAX_RETRY_AFTER_SECS)));
     }
     let when = httpdate::parse_http_date(v).ok()?;
     Some(
@@ -257,6 +260,10 @@ mod tests {
             "{d:?}"
         );
         assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(
+            parse_retry_after("18446744073709551615"),
+            Some(Duration::from_secs(86_400))
+        );
     }
 
     #[test]

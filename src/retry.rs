@@ -32,11 +32,10 @@ impl Backoff {
         if !err.retryable {
             return None;
         }
-        let delay = match err.retry_after {
-            Some(d) => d,
-            None => jittered(delay_for(self.attempt)),
-        };
-        if Instant::now() + delay >= self.deadline {
+        // The server's Retry-After is a floor, never a reason to retry faster than our backoff.
+        let backoff = jittered(delay_for(self.attempt));
+        let delay = err.retry_after.map_or(backoff, |d| d.max(backoff));
+        if delay >= self.deadline.saturating_duration_since(Instant::now()) {
             return None;
         }
         self.attempt += 1;
@@ -100,7 +99,16 @@ mod tests {
             "Retry-After beyond the deadline must not be waited for"
         );
         e.retry_after = Some(Duration::from_millis(1));
-        assert_eq!(b.wait(&e), Some(Duration::from_millis(1)));
+        let waited = b.wait(&e).unwrap();
+        assert!(
+            waited >= Duration::from_millis(50),
+            "Retry-After 0 does not disable backoff: {waited:?}"
+        );
+        e.retry_after = Some(Duration::from_secs(u64::MAX));
+        assert!(
+            b.wait(&e).is_none(),
+            "an absurd Retry-After is no panic, just no retry"
+        );
         assert_eq!(b.attempts(), 2);
     }
 }

@@ -22,6 +22,8 @@ pub struct State {
     pub stats: Stats,
     options: Mutex<Arc<Options>>,
     http: Mutex<Option<Arc<Http>>>,
+    /// Serialises set_option (per state: a child after fork starts with a free one).
+    setters: Mutex<()>,
 }
 
 static STATE: AtomicPtr<State> = AtomicPtr::new(std::ptr::null_mut());
@@ -60,6 +62,7 @@ fn renew(old: *mut State, generation: u64) -> &'static State {
         ),
         http: Mutex::new(None),
         stats: Stats::default(),
+        setters: Mutex::new(()),
     }));
     match STATE.compare_exchange(old, fresh, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => {
@@ -93,19 +96,25 @@ impl State {
     }
 
     pub fn set_option(&self, name: &str, value: &str) -> Result<(), Error> {
-        let mut guard = self.options.lock();
-        let mut next = Options::clone(&guard);
+        // Serialises setters; the options lock itself is held only to read and to swap, so a
+        // fork() in another thread almost never finds it held (the child would lose options).
+        let _one_at_a_time = self.setters.lock();
+        let current = self.options();
+        let mut next = Options::clone(&current);
         let effect = next.set(name, value)?;
         if let Effect::LogLevel(level) = effect {
             crate::log::set_level(level);
         }
         // Setting an option to the value it has is cheap: no new client (and runtime thread).
-        if effect == Effect::HttpClient && next != **guard {
-            // Build first, so a client that can't be built leaves the options as they were.
-            let http = Http::new(&next)?;
-            *self.http.lock() = Some(Arc::new(http));
+        if effect == Effect::HttpClient && next != *current {
+            // Built first (slow: it starts a runtime thread), so a client that can't be built
+            // leaves the options as they were.
+            let http = Arc::new(Http::new(&next)?);
+            *self.options.lock() = Arc::new(next);
+            *self.http.lock() = Some(http);
+        } else {
+            *self.options.lock() = Arc::new(next);
         }
-        *guard = Arc::new(next);
         Ok(())
     }
 

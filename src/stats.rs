@@ -36,12 +36,14 @@ static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
 
 impl Stats {
     pub fn hit(&self) {
-        let shard = SHARD.with(|s| {
-            if s.get() == usize::MAX {
-                s.set(NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS);
-            }
-            s.get()
-        });
+        let shard = SHARD
+            .try_with(|s| {
+                if s.get() == usize::MAX {
+                    s.set(NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS);
+                }
+                s.get()
+            })
+            .unwrap_or(0);
         self.hits[shard].0.fetch_add(1, Ordering::Relaxed);
     }
 

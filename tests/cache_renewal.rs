@@ -7,6 +7,7 @@ mod common;
 use common::c;
 use findity::ffi::*;
 use findity_emulator::{Config, Emulator};
+use std::time::{Duration, Instant};
 
 const ID: &str = "client-r";
 const SECRET: &str = "secret-r-123456";
@@ -54,4 +55,85 @@ fn unsent_refresh_token_is_kept_through_an_outage() {
     let s = emu.stats();
     assert_eq!(s.refresh_token, 1, "the kept refresh token was tried");
     assert_eq!(s.client_credentials, 1, "then the fallback");
+}
+
+/// clear_cache while this thread's request is in flight: the token that request brings back is
+/// not kept, and a later invalidate reaches whatever this thread is served next (a snapshot of
+/// the orphaned entry would survive every invalidate: a connector looping on 401s).
+#[test]
+fn clear_during_a_request_then_invalidate() {
+    let emu = emulator(0, 3600);
+    emu.set_latency(400);
+    let url = emu.url();
+    let caller = {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            let t1 = token(&url, None).unwrap();
+            let t2 = token(&url, None).unwrap();
+            invalidate(&url, None);
+            let t3 = token(&url, None).unwrap();
+            (t1, t2, t3)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(150));
+    findity_clear_cache();
+    let (t1, t2, t3) = caller.join().unwrap();
+    assert_ne!(t2, t1, "the token of a request cleared in flight was kept");
+    assert_ne!(
+        t3, t2,
+        "invalidate did not reach the token this thread was served"
+    );
+}
+
+/// Callers presenting a wrong secret share one request (and its refusal), never get the cached
+/// token, and don't disturb callers with the right secret.
+#[test]
+fn wrong_secret_callers_share_one_flight() {
+    let emu = emulator(0, 3600);
+    let url = emu.url();
+    let good = token(&url, None).unwrap();
+    emu.set_latency(300);
+    let wrong: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || common::token(&url, ID, "not-the-secret-123", None))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let t0 = Instant::now();
+    assert_eq!(
+        token(&url, None).unwrap(),
+        good,
+        "the right secret is still served"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_millis(200),
+        "and without waiting for the other flight"
+    );
+    for w in wrong {
+        let (rc, http, msg) = w.join().unwrap().unwrap_err();
+        assert_eq!((rc, http), (FINDITY_ERR_AUTH, 401), "{msg}");
+    }
+    assert_eq!(
+        emu.stats().client_credentials,
+        2,
+        "one request for the 8 wrong-secret callers"
+    );
+    assert_eq!(token(&url, None).unwrap(), good);
+}
+
+/// A process that asks for many keys does not keep an entry per key forever: entries holding
+/// nothing (here: refused clients) are dropped once there are many.
+#[test]
+fn entries_holding_nothing_are_pruned() {
+    let emu = emulator(0, 3600);
+    let url = emu.url();
+    for i in 0..1100 {
+        let (rc, _, _) =
+            common::token(&url, &format!("no-such-client-{i}"), SECRET, None).unwrap_err();
+        assert_eq!(rc, FINDITY_ERR_AUTH);
+    }
+    token(&url, None).unwrap();
+    let n = findity::state::state().cache.len();
+    assert!(n <= 1025, "{n} entries kept");
 }

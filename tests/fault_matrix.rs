@@ -82,6 +82,11 @@ fn scenarios() -> Vec<Scenario> {
             Want::Err(SRV, "HTTP 429"),
         );
         add(
+            "429 absurd Retry-After (no overflow)",
+            "kind=429&retry_after=18446744073709551615&count=0",
+            Want::Err(SRV, "HTTP 429"),
+        );
+        add(
             "reset mid-answer",
             "kind=reset&count=0",
             Want::Err(NET, "connection"),
