@@ -223,7 +223,9 @@ pub unsafe extern "C" fn findity_set_option(name: *const c_char, value: *const c
 /// lines unless FINDITY_LOG or the "log_level" option chose a level. Lines name the grant, the
 /// endpoint and the key, and show tokens only as a short fingerprint ("#1a2b3c4d"); never a
 /// secret, token or code. A thread that is logging while the callback is replaced may still call
-/// the old one once: keep `userdata` valid. Thread-safe; always FINDITY_OK.
+/// the old one once: keep `userdata` valid. The callback may call the library (no lock is held
+/// while logging), but a token call for the key whose request is being logged waits for that
+/// request, up to timeout_ms, if it runs on the thread making it. Thread-safe; always FINDITY_OK.
 ///
 /// # Safety
 /// `callback`, if not NULL, must be safe to call from any thread with `userdata`.

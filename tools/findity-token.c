@@ -35,6 +35,11 @@ enum {
     EXIT_INTERNAL = 6, /* FINDITY_ERR_INTERNAL */
 };
 
+/* --env as it may be shown: a URL with user:password@ in it is not echoed. */
+static const char *shown_env(const char *env) {
+    return strchr(env, '@') ? "(a URL with credentials in it, not shown)" : env;
+}
+
 static const char USAGE[] =
     "Usage: findity-token [OPTIONS]\n"
     "\n"
@@ -182,14 +187,14 @@ static int library_error(uint32_t rc, const char *what, const char *env, const c
         fprintf(stderr,
                 "hint: --env must be production, stage or a base URL like https://host[:port][/prefix]\n"
                 "      (http:// only for loopback addresses); ids must not be empty. --env is \"%s\".\n",
-                env);
+                shown_env(env));
         return EXIT_USAGE;
     case FINDITY_ERR_NETWORK:
         fprintf(stderr,
                 "hint: Findity at \"%s\" did not answer. Check the network, DNS and the proxy settings\n"
                 "      (HTTPS_PROXY, NO_PROXY), --env, and --ca-file behind a TLS-inspecting proxy;\n"
                 "      --timeout-ms allows more time.\n",
-                env);
+                shown_env(env));
         return EXIT_NETWORK;
     case FINDITY_ERR_AUTH:
         if (user_id)
@@ -203,13 +208,13 @@ static int library_error(uint32_t rc, const char *what, const char *env, const c
                     "hint: Findity refused client \"%s\"%s. Check the client id and the secret\n"
                     "      (FINDITY_CLIENT_SECRET or stdin), and that they belong to --env \"%s\"\n"
                     "      (stage and production have different clients).\n",
-                    client_id, http ? "" : " (no HTTP status)", env);
+                    client_id, http ? "" : " (no HTTP status)", shown_env(env));
         return EXIT_AUTH;
     case FINDITY_ERR_SERVER:
         fprintf(stderr,
                 "hint: Findity at \"%s\" failed or answered something unusable%s. Try again later;\n"
                 "      check that --env points to the Findity API and not to another web site.\n",
-                env, http == 429 ? " (too many requests)" : "");
+                shown_env(env), http == 429 ? " (too many requests)" : "");
         return EXIT_SERVER;
     case FINDITY_ERR_INTERNAL:
         fprintf(stderr, "hint: this is a bug in libfindity %s; please report it with the message above.\n",
@@ -376,9 +381,15 @@ static int run(int argc, char **argv) {
             if (!v || !*v) return usage_error("--ca-file needs a PEM file%s", "");
             ca_file = v;
         } else if (a[0] == '-') {
-            return usage_error("unknown option \"%s\"", a);
+            /* Only the name: a mistyped --secrt=VALUE must not put the value in a CI log. */
+            char name[64];
+            snprintf(name, sizeof name, "%.*s", (int)strcspn(a, "="), a);
+            return usage_error("unknown option \"%s\"", name);
         } else {
-            return usage_error("unexpected argument \"%s\" (options only; the secret is never an argument)", a);
+            /* Not echoed: it may be a secret typed where it does not belong. */
+            char pos[16];
+            snprintf(pos, sizeof pos, "%d", i);
+            return usage_error("unexpected argument #%s (options only; the secret is never an argument)", pos);
         }
     }
     if (!client_id || !*client_id)

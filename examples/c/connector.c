@@ -15,7 +15,7 @@
  * emulator (target/debug/findity-emulator). A real connector uses its own HTTP stack (libcurl,
  * ...) over https://; the token handling stays exactly as below.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* explicit_bzero, and POSIX 2008 */
 #include <findity.h>
 
 #include <netdb.h>
@@ -56,7 +56,7 @@ static int get_token(const struct connection *c, const char *user_id, char *buf,
 /* GET {base}{path} as `user_id` (NULL: as the organization). Returns the HTTP status, or -1. */
 static int api_get(const struct connection *c, const char *user_id, const char *path, char *body,
                    size_t body_len) {
-    char token[4096];
+    char token[16 * 1024 + 1]; /* the library accepts tokens of up to 16 KiB */
     int status = -1;
     for (int attempt = 1; attempt <= 2; attempt++) {
         if (get_token(c, user_id, token, sizeof token) != 0) return -1;
@@ -68,7 +68,7 @@ static int api_get(const struct connection *c, const char *user_id, const char *
                user_id ? "user" : "organization");
         findity_invalidate(c->base_url, c->client_id, user_id);
     }
-    memset(token, 0, sizeof token);
+    explicit_bzero(token, sizeof token); /* memset before going out of scope may be optimised away */
     return status;
 }
 
@@ -177,7 +177,7 @@ static int http_get(const char *base_url, const char *path, const char *token, c
                      prefix, path, host, port, token);
     int status = -1;
     if (n > 0 && (size_t)n < sizeof req && write(fd, req, (size_t)n) == n) {
-        static char resp[65536];
+        char resp[65536]; /* per call: this example's client must stay thread-safe when copied */
         size_t got = 0;
         ssize_t r;
         while (got + 1 < sizeof resp && (r = read(fd, resp + got, sizeof resp - 1 - got)) > 0)
@@ -190,9 +190,9 @@ static int http_get(const char *base_url, const char *path, const char *token, c
         } else {
             snprintf(body, body_len, "%s", head_end + 4);
         }
-        memset(resp, 0, got);
+        explicit_bzero(resp, got);
     }
-    memset(req, 0, sizeof req); /* it held the token */
+    explicit_bzero(req, sizeof req); /* it held the token */
     close(fd);
     return status;
 }

@@ -208,6 +208,12 @@ run_tok -- --env "$url" --client-id inst-client
 expect_eq "no secret (empty stdin): exit 2" 2 "$rc"
 run_tok -- --bogus
 expect_eq "unknown option: exit 2" 2 "$rc"
+run_tok -- --secrt=hunter2-typo
+case "$rc:$se" in 2:*hunter2*) fail "a mistyped option's value is not echoed" "$se" ;; 2:*) ok "a mistyped option's value is not echoed" ;; *) fail "a mistyped option's value is not echoed" "rc $rc" ;; esac
+run_tok -- hunter2-stray
+case "$rc:$se" in 2:*hunter2*) fail "a stray argument is not echoed" "$se" ;; 2:*) ok "a stray argument is not echoed" ;; *) fail "a stray argument is not echoed" "rc $rc" ;; esac
+run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "https://user:pw-in-url@127.0.0.1:1" --client-id inst-client
+case "$se" in *pw-in-url*) fail "credentials in --env are not echoed" "$se" ;; *) ok "credentials in --env are not echoed" ;; esac
 run_tok -- --help
 expect_eq "--help: exit 0" 0 "$rc"
 expect_contains "--help documents the exit codes" "4  refused: wrong client id or secret" "$so"
