@@ -201,6 +201,43 @@ namespace Findity.Auth
             }
         }
 
+        // TokenExpiresIn in whole seconds (0: nothing cached), for FindityAuthHandler's check before
+        // each request: this thread's buffers instead of three arrays per call. Null arguments
+        // (which the handler never has) count as nothing cached.
+        internal static ulong TokenSecondsLeft(string baseUrl, string clientId, string userId)
+        {
+            if (baseUrl == null || clientId == null)
+            {
+                return 0;
+            }
+            TokenBuffers b = threadBuffers ?? new TokenBuffers();
+            threadBuffers = null;
+            try
+            {
+                EncodeInto(baseUrl, ref b.BaseUrl, "baseUrl");
+                EncodeInto(clientId, ref b.ClientId, "clientId");
+                ulong seconds;
+                uint status;
+                if (userId == null)
+                {
+                    status = NativeMethods.findity_token_expires_in(ref b.BaseUrl[0], ref b.ClientId[0],
+                        IntPtr.Zero, out seconds);
+                }
+                else
+                {
+                    EncodeInto(userId, ref b.UserId, "userId");
+                    status = NativeMethods.findity_token_expires_in(ref b.BaseUrl[0], ref b.ClientId[0],
+                        ref b.UserId[0], out seconds);
+                }
+                Ensure.Ok(status, TokenParams);
+                return seconds;
+            }
+            finally
+            {
+                threadBuffers = b;
+            }
+        }
+
         // A null argument goes to the library as NULL, which refuses it with its own message (and
         // counts it, like any failed call); the ref-byte overloads can't pass NULL.
         private static Exception TokenCallWithNull(string baseUrl, string clientId, string clientSecret, string userId, bool user)

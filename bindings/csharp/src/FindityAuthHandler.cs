@@ -1,8 +1,10 @@
 using System;
+using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Net;
 using System.Net.Http;
 using System.Net.Http.Headers;
+using System.Runtime.ExceptionServices;
 using System.Threading;
 using System.Threading.Tasks;
 
@@ -18,10 +20,15 @@ namespace Findity.Auth
     /// <para>Without an inner handler an <see cref="HttpClientHandler"/> is created at the first
     /// request unless one was assigned by then, so both <c>new HttpClient(new FindityAuthHandler(...))</c>
     /// and IHttpClientFactory's <c>AddHttpMessageHandler(() =&gt; new FindityAuthHandler(...))</c> work.</para>
-    /// <para>The native token call blocks while a token is fetched, so it runs on the thread pool
-    /// (<see cref="Task.Run(Func{string}, CancellationToken)"/>): an async caller's thread (a UI or
-    /// request context) is never blocked. It can't be cancelled once started; it ends within
-    /// the "timeout_ms" option.</para>
+    /// <para>When the library holds a token it serves without waiting (one with more than a minute
+    /// left: see <c>FastPathSecondsLeft</c>), the token call is made on the calling thread: it
+    /// returns at once. Otherwise the call may block while a token is fetched (at most the
+    /// "timeout_ms" option), so it runs on the thread pool, and only one such call at a time per
+    /// (baseUrl, clientId, userId) in the process: the other requests for that key wait for it
+    /// asynchronously, honouring their <see cref="CancellationToken"/>, then use the token it
+    /// cached, or fail with its exception (as the library's own waiters do). A started native call
+    /// can't be stopped: a request cancelled during it ends at once; the call finishes in the
+    /// background and caches its token.</para>
     /// <para>Request bodies are buffered (<see cref="HttpContent.LoadIntoBufferAsync()"/>) so the
     /// request can be sent a second time.</para>
     /// <para>When no token can be had, <c>SendAsync</c> throws the <see cref="FindityException"/>
@@ -35,6 +42,28 @@ namespace Findity.Auth
         private readonly string userId;
         private readonly object innerGate = new object();
 
+        // Whole seconds a cached token must have left for the token call to be made on the calling
+        // thread. libfindity serves a cached token without waiting unless it is within its hard
+        // margin of expiry, min(lifetime / 4, 60 s) (src/token.rs), where the call renews it and
+        // waits; TokenSecondsLeft rounds down, so 61 clears that margin for any lifetime, with a
+        // second to spare between the check and the call. Only a token with less left (a server
+        // handing out tokens for under 4 minutes, or renewals failing) takes the gated path.
+        private const ulong FastPathSecondsLeft = 61;
+
+        // One gate per (baseUrl, clientId, userId), shared by the process's handlers.
+        private static readonly ConcurrentDictionary<Tuple<string, string, string>, Gate> Gates =
+            new ConcurrentDictionary<Tuple<string, string, string>, Gate>();
+
+        // Tests only: called on the thread of each native token call, before (true) and after (false).
+        internal static Action<bool> TokenCallHook;
+
+        private readonly Gate gate;
+
+        // A token call with this handler's secret succeeded last. Until then the calling thread
+        // never makes the call: a token cached for the key may have been got with another secret,
+        // and the library then fetches one with this handler's secret (and waits for it).
+        private volatile bool confirmed;
+
         /// <summary>A handler for the organization token, or the token of <paramref name="userId"/>.</summary>
         public FindityAuthHandler(string baseUrl, string clientId, string clientSecret, string userId = null)
         {
@@ -45,6 +74,7 @@ namespace Findity.Auth
             this.clientId = clientId;
             this.clientSecret = clientSecret;
             this.userId = userId;
+            gate = Gates.GetOrAdd(Tuple.Create(baseUrl, clientId, userId), k => new Gate());
         }
 
         /// <summary>As the other constructor, sending through <paramref name="innerHandler"/>.</summary>
@@ -76,7 +106,7 @@ namespace Findity.Auth
                 await request.Content.LoadIntoBufferAsync().ConfigureAwait(false);
             }
 
-            string sent = await TokenAsync(cancellationToken).ConfigureAwait(false);
+            string sent = CachedToken() ?? await GatedTokenAsync(null, cancellationToken).ConfigureAwait(false);
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", sent);
             HttpResponseMessage response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
             if (response.StatusCode != HttpStatusCode.Unauthorized)
@@ -86,37 +116,135 @@ namespace Findity.Auth
 
             HttpRequestMessage retry = await CloneAsync(request).ConfigureAwait(false);
             response.Dispose();
-            string fresh = await RenewAsync(sent, cancellationToken).ConfigureAwait(false);
+            string fresh = await GatedTokenAsync(sent, cancellationToken).ConfigureAwait(false);
             retry.Headers.Authorization = new AuthenticationHeaderValue("Bearer", fresh);
             return await base.SendAsync(retry, cancellationToken).ConfigureAwait(false);
         }
 
-        private Task<string> TokenAsync(CancellationToken cancellationToken)
+        // The token, from the calling thread, when the library can serve it without waiting; else
+        // null. The check and the call are each a native call of well under a microsecond; nothing
+        // is allocated but the token string.
+        private string CachedToken()
         {
-            return Task.Run(() => Token(), cancellationToken);
+            if (!confirmed || FindityAuth.TokenSecondsLeft(baseUrl, clientId, userId) < FastPathSecondsLeft)
+            {
+                return null;
+            }
+            return Token();
         }
 
-        // Invalidate the token the API refused, unless another request already replaced it (then
-        // use the replacement): N requests failing together with one stale token renew it once.
-        private Task<string> RenewAsync(string refused, CancellationToken cancellationToken)
+        // A token call that may block, made on the thread pool by one request at a time per key
+        // (the gate): the others wait here without a thread. With `refused` (a token the API
+        // answered 401 to) it is invalidated first if it is still the current one; if another
+        // request replaced it already, the replacement is used: N requests failing together with
+        // one stale token renew it once.
+        private async Task<string> GatedTokenAsync(string refused, CancellationToken cancellationToken)
         {
-            return Task.Run(() =>
+            long seen = gate.Ended;
+            await gate.Lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            Task<string> call = null;
+            try
             {
-                string current = Token();
-                if (current != refused)
+                // The call this request waited for, if any, left a token, or its failure, which is
+                // this request's too when made with the same secret (one timeout for all, not one
+                // after another).
+                string cached = CachedToken();
+                if (cached != null && cached != refused)
                 {
-                    return current;
+                    return cached;
                 }
-                FindityAuth.Invalidate(baseUrl, clientId, userId);
-                return Token();
-            }, cancellationToken);
+                Exception failed = gate.FailureSince(seen, clientSecret);
+                if (failed != null)
+                {
+                    ExceptionDispatchInfo.Capture(failed).Throw();
+                }
+                call = Task.Run(() => GatedCall(refused)); // releases the gate when it ends
+            }
+            finally
+            {
+                if (call == null)
+                {
+                    gate.Lock.Release();
+                }
+            }
+            return await WhenDoneOrCancelled(call, cancellationToken).ConfigureAwait(false);
+        }
+
+        // On the thread pool, holding the gate.
+        private string GatedCall(string refused)
+        {
+            try
+            {
+                string token = Token();
+                if (refused != null && token == refused)
+                {
+                    FindityAuth.Invalidate(baseUrl, clientId, userId);
+                    token = Token();
+                }
+                gate.Record(null, null);
+                return token;
+            }
+            catch (Exception e)
+            {
+                gate.Record(e, clientSecret);
+                throw;
+            }
+            finally
+            {
+                gate.Lock.Release();
+            }
+        }
+
+        // The call's outcome, or OperationCanceledException as soon as the request is cancelled
+        // (the native call can't be stopped: it goes on, holding the gate, and caches its token).
+        private static Task<string> WhenDoneOrCancelled(Task<string> call, CancellationToken cancellationToken)
+        {
+            if (!cancellationToken.CanBeCanceled || call.IsCompleted)
+            {
+                return call;
+            }
+            return WhenDoneOrCancelledAsync(call, cancellationToken);
+        }
+
+        private static async Task<string> WhenDoneOrCancelledAsync(Task<string> call, CancellationToken cancellationToken)
+        {
+            var cancelled = new TaskCompletionSource<bool>();
+            using (cancellationToken.Register(c => ((TaskCompletionSource<bool>)c).TrySetResult(true), cancelled))
+            {
+                if (await Task.WhenAny(call, cancelled.Task).ConfigureAwait(false) != call)
+                {
+                    // Nobody awaits the abandoned call: observe its exception, if any.
+                    Task observed = call.ContinueWith(t => t.Exception, CancellationToken.None,
+                        TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
+                        TaskScheduler.Default);
+                    GC.KeepAlive(observed);
+                    throw new OperationCanceledException(cancellationToken);
+                }
+            }
+            return await call.ConfigureAwait(false);
         }
 
         private string Token()
         {
-            return userId == null
-                ? FindityAuth.GetToken(baseUrl, clientId, clientSecret)
-                : FindityAuth.GetUserToken(baseUrl, clientId, clientSecret, userId);
+            Action<bool> hook = TokenCallHook;
+            if (hook != null) hook(true);
+            try
+            {
+                string token = userId == null
+                    ? FindityAuth.GetToken(baseUrl, clientId, clientSecret)
+                    : FindityAuth.GetUserToken(baseUrl, clientId, clientSecret, userId);
+                if (!confirmed) confirmed = true; // no write per request to the shared field
+                return token;
+            }
+            catch (Exception)
+            {
+                confirmed = false;
+                throw;
+            }
+            finally
+            {
+                if (hook != null) hook(false);
+            }
         }
 
         private void EnsureInnerHandler()
@@ -156,6 +284,34 @@ namespace Findity.Auth
                 clone.Content = content;
             }
             return clone;
+        }
+
+        // Lets one token call that may block run at a time for a key; records how it ended. Only
+        // the holder of Lock writes or reads `failure` (the semaphore orders those accesses).
+        private sealed class Gate
+        {
+            internal readonly SemaphoreSlim Lock = new SemaphoreSlim(1, 1);
+            private long ended;
+            private Exception failure;
+            private string failureSecret; // the secret the failed call was made with
+
+            // Gated calls ended so far.
+            internal long Ended { get { return Interlocked.Read(ref ended); } }
+
+            internal void Record(Exception e, string secret)
+            {
+                failure = e;
+                failureSecret = e == null ? null : secret;
+                Interlocked.Increment(ref ended);
+            }
+
+            // The exception of the last call, if one ended since `seen` and failed with `secret`.
+            internal Exception FailureSince(long seen, string secret)
+            {
+                return Ended != seen && failure != null && string.Equals(failureSecret, secret, StringComparison.Ordinal)
+                    ? failure
+                    : null;
+            }
         }
     }
 }

@@ -122,6 +122,22 @@ namespace Findity.Auth
             [In] byte[] userId,
             out ulong seconds);
 
+        // findity_token_expires_in for the handler's hot path (FindityAuth.TokenSecondsLeft), with
+        // per-thread buffers as above; the IntPtr one passes IntPtr.Zero for a NULL user_id.
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern uint findity_token_expires_in(
+            ref byte baseUrl,
+            ref byte clientId,
+            ref byte userId,
+            out ulong seconds);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern uint findity_token_expires_in(
+            ref byte baseUrl,
+            ref byte clientId,
+            IntPtr userId,
+            out ulong seconds);
+
         // outSize: Marshal.SizeOf(typeof(FindityStatsNative)), the size of the struct declared here (a
         // newer library with a longer struct fills only these fields).
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]

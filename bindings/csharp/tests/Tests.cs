@@ -251,6 +251,7 @@ namespace Findity.Auth.Tests
                 FindityAuth.SetOption(o, "");
             FindityAuth.InitialBufferSize = 512;
             FindityAuth.SetLogger(null);
+            FindityAuthHandler.TokenCallHook = null;
         }
 
         // ---------------------------------------------------------------- asserts
@@ -805,6 +806,198 @@ namespace Findity.Auth.Tests
             }
             Eq(1L, Emu.Stat("client_credentials"), "client_credentials");
             Eq(8L, Emu.Stat("api_requests"), "api_requests");
+        }
+
+        // ---------------------------------------------------------------- handler: threads and cancellation
+
+        /// <summary>An inner handler answering 200 at once (synchronously), recording what it saw.</summary>
+        private sealed class StubHandler : HttpMessageHandler
+        {
+            public readonly List<string> Authorizations = new List<string>();
+            public int LastThread;
+
+            protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
+            {
+                lock (Authorizations) Authorizations.Add(request.Headers.Authorization.ToString());
+                LastThread = Thread.CurrentThread.ManagedThreadId;
+                return Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK));
+            }
+        }
+
+        /// <summary>Counts the handler's native token calls through FindityAuthHandler.TokenCallHook:
+        /// how many, the most at once, and how many took long (blocked a thread).</summary>
+        private sealed class CallCounter
+        {
+            private readonly object gate = new object();
+            private readonly TimeSpan longCall;
+            [ThreadStatic] private static Stopwatch started;
+            public int Calls, Now, Peak, Long;
+            public readonly ManualResetEventSlim Entered = new ManualResetEventSlim();
+
+            public CallCounter(TimeSpan longCall)
+            {
+                this.longCall = longCall;
+                FindityAuthHandler.TokenCallHook = Hook;
+            }
+
+            private void Hook(bool entering)
+            {
+                lock (gate)
+                {
+                    if (entering)
+                    {
+                        Calls++;
+                        Peak = Math.Max(Peak, ++Now);
+                        started = Stopwatch.StartNew();
+                        Entered.Set();
+                    }
+                    else
+                    {
+                        Now--;
+                        if (started.Elapsed >= longCall) Long++;
+                    }
+                }
+            }
+        }
+
+        private static HttpRequestMessage Req(int i)
+        {
+            return new HttpRequestMessage(HttpMethod.Get, "http://127.0.0.1:9/item/" + i);
+        }
+
+        private static void TestHandlerColdCacheBlocksOneThreadPerKey()
+        {
+            // 32 requests at once, nothing cached, a token endpoint taking 500 ms: one native call
+            // waits for the token (on one pool thread); the others wait for it without a thread and
+            // then take the cached token. Measured by the handler's hook around every native token
+            // call, its fast path included: at most 2 in native code at once (1 expected; slack for
+            // a fast call overlapping), exactly one lasting 250 ms or more (the only blocked thread),
+            // where Task.Run per request had one blocked pool thread per request.
+            Emu.Post("/_emulator/config?latency_ms=500");
+            var calls = new CallCounter(TimeSpan.FromMilliseconds(250));
+            var stub = new StubHandler();
+            using (var invoker = new HttpMessageInvoker(new FindityAuthHandler(stub, Emu.Url, ClientId, Secret)))
+            {
+                var sw = Stopwatch.StartNew();
+                var tasks = Enumerable.Range(0, 32).Select(i => invoker.SendAsync(Req(i), CancellationToken.None)).ToArray();
+                Check(Task.WaitAll(tasks, TimeSpan.FromSeconds(20)), "requests done within 20 s");
+                foreach (var t in tasks) Eq(HttpStatusCode.OK, t.Result.StatusCode, "status");
+                Check(sw.Elapsed < TimeSpan.FromSeconds(5), "took " + sw.Elapsed);
+            }
+            Eq(1L, Emu.Stat("client_credentials"), "client_credentials");
+            Eq(1L, Emu.Stat("token_requests"), "token_requests");
+            Eq(32, stub.Authorizations.Count, "requests sent");
+            Eq(1, stub.Authorizations.Distinct().Count(), "one token for all");
+            Eq(200, Emu.Api("/api/v1/me", stub.Authorizations[0].Substring("Bearer ".Length)).Key, "token accepted");
+            Check(calls.Peak <= 2, "native token calls at once: " + calls.Peak);
+            Eq(1, calls.Long, "native token calls that blocked");
+        }
+
+        private static void TestHandlerRequestCancelledWhileWaitingForTheGate()
+        {
+            Emu.Post("/_emulator/config?latency_ms=1000");
+            var calls = new CallCounter(TimeSpan.FromMilliseconds(500));
+            var stub = new StubHandler();
+            using (var invoker = new HttpMessageInvoker(new FindityAuthHandler(stub, Emu.Url, ClientId, Secret)))
+            {
+                Task<HttpResponseMessage> first = invoker.SendAsync(Req(1), CancellationToken.None);
+                Check(calls.Entered.Wait(TimeSpan.FromSeconds(5)), "the first request started its token call");
+                var cts = new CancellationTokenSource();
+                Task<HttpResponseMessage> second = invoker.SendAsync(Req(2), cts.Token);
+                Thread.Sleep(100);
+                Check(!second.IsCompleted, "the second request waits for the first one's token");
+                var sw = Stopwatch.StartNew();
+                cts.Cancel();
+                Check(Task.WaitAny(new Task[] { second }, TimeSpan.FromSeconds(5)) == 0, "the second request ended");
+                TimeSpan ended = sw.Elapsed;
+                Check(ended < TimeSpan.FromMilliseconds(200), "ended " + ended.TotalMilliseconds + " ms after Cancel");
+                Check(second.IsCanceled || second.Exception.InnerException is OperationCanceledException,
+                    "second: " + second.Status + " " + second.Exception);
+                Check(!first.IsCompleted, "the first request still waits for its token");
+                Check(first.Wait(TimeSpan.FromSeconds(10)), "first request done");
+                Eq(HttpStatusCode.OK, first.Result.StatusCode, "first status");
+            }
+            Eq(1, stub.Authorizations.Count, "requests sent");
+            Eq(1, calls.Calls, "native token calls (none for the cancelled request)");
+            Eq(1L, Emu.Stat("client_credentials"), "client_credentials");
+        }
+
+        private static void TestHandlerRequestCancelledDuringTheTokenCall()
+        {
+            // The native call can't be stopped: the request ends at once, the call goes on and
+            // caches its token for the next request, which sends no token request of its own.
+            Emu.Post("/_emulator/config?latency_ms=800");
+            var calls = new CallCounter(TimeSpan.FromMilliseconds(400));
+            var stub = new StubHandler();
+            using (var invoker = new HttpMessageInvoker(new FindityAuthHandler(stub, Emu.Url, ClientId, Secret)))
+            {
+                var cts = new CancellationTokenSource();
+                Task<HttpResponseMessage> first = invoker.SendAsync(Req(1), cts.Token);
+                Check(calls.Entered.Wait(TimeSpan.FromSeconds(5)), "the token call started");
+                var sw = Stopwatch.StartNew();
+                cts.Cancel();
+                Check(Task.WaitAny(new Task[] { first }, TimeSpan.FromSeconds(5)) == 0, "the request ended");
+                Check(sw.Elapsed < TimeSpan.FromMilliseconds(200), "ended " + sw.Elapsed.TotalMilliseconds + " ms after Cancel");
+                Check(first.IsCanceled || first.Exception.InnerException is OperationCanceledException,
+                    "first: " + first.Status + " " + first.Exception);
+                using (var r = invoker.SendAsync(Req(2), CancellationToken.None).GetAwaiter().GetResult())
+                    Eq(HttpStatusCode.OK, r.StatusCode, "next request");
+            }
+            Eq(1, stub.Authorizations.Count, "requests sent");
+            Eq(1L, Emu.Stat("client_credentials"), "client_credentials");
+            Check(FindityAuth.TokenExpiresIn(Emu.Url, ClientId) > TimeSpan.Zero, "the abandoned call cached its token");
+        }
+
+        private static void TestHandlerCachedTokenStaysOnTheCallingThread()
+        {
+            // With a token cached, SendAsync (over an inner handler answering synchronously)
+            // completes before it returns, on the calling thread (this test's own thread, not a pool
+            // thread): no Task.Run, no hop. Deterministic, unlike a timing bound.
+            var stub = new StubHandler();
+            var calls = new CallCounter(TimeSpan.FromMilliseconds(100));
+            using (var invoker = new HttpMessageInvoker(new FindityAuthHandler(stub, Emu.Url, ClientId, Secret, "alice")))
+            {
+                invoker.SendAsync(Req(0), CancellationToken.None).GetAwaiter().GetResult().Dispose();
+                int me = Thread.CurrentThread.ManagedThreadId;
+                var sw = Stopwatch.StartNew();
+                for (int i = 1; i <= 10000; i++)
+                {
+                    Task<HttpResponseMessage> t = invoker.SendAsync(Req(i), CancellationToken.None);
+                    if (!t.IsCompleted) throw new TestFailure("request " + i + " did not complete synchronously");
+                    if (stub.LastThread != me) throw new TestFailure("request " + i + " was sent from another thread");
+                    t.Result.Dispose();
+                }
+                Check(sw.Elapsed < TimeSpan.FromSeconds(20), "10000 cached requests took " + sw.Elapsed);
+            }
+            Eq(10001, calls.Calls, "native token calls");
+            Eq(0, calls.Long, "native token calls that blocked");
+            Eq(1L, Emu.Stat("authorization_code"), "authorization_code");
+            Eq(1, stub.Authorizations.Distinct().Count(), "one token");
+        }
+
+        private static void TestHandlerWaitersShareTheFailureOfTheCallTheyWaitedFor()
+        {
+            // A token endpoint that hangs: the one gated call times out (timeout_ms 800) and the 7
+            // requests waiting for it fail with its exception, together, instead of each making a
+            // call of its own after it (8 x 800 ms). Then, with the endpoint back, a token.
+            FindityAuth.SetOption("timeout_ms", "800");
+            Emu.Post("/_emulator/fault?endpoint=token&kind=hang&count=0");
+            var calls = new CallCounter(TimeSpan.FromMilliseconds(400));
+            var stub = new StubHandler();
+            using (var invoker = new HttpMessageInvoker(new FindityAuthHandler(stub, Emu.Url, ClientId, Secret)))
+            {
+                var sw = Stopwatch.StartNew();
+                var tasks = Enumerable.Range(0, 8).Select(i => invoker.SendAsync(Req(i), CancellationToken.None)).ToArray();
+                Check(Task.WaitAny(new Task[] { Task.WhenAll(tasks) }, TimeSpan.FromSeconds(20)) == 0, "requests ended");
+                Check(sw.Elapsed < TimeSpan.FromMilliseconds(2500), "all failed within " + sw.Elapsed);
+                foreach (var t in tasks)
+                    Check(t.IsFaulted && t.Exception.InnerException is FindityNetworkException, "request: " + t.Status + " " + t.Exception);
+                Eq(1, calls.Calls, "native token calls");
+                Eq(0, stub.Authorizations.Count, "nothing sent without a token");
+                Emu.Post("/_emulator/fault/clear");
+                using (var r = invoker.SendAsync(Req(9), CancellationToken.None).GetAwaiter().GetResult())
+                    Eq(HttpStatusCode.OK, r.StatusCode, "once the endpoint is back");
+            }
         }
     }
 }
