@@ -54,6 +54,11 @@
 #define FINDITY_ERR_INTERNAL 6
 
 /**
+ * findity_cached_token only: no token can be handed out without a request or a wait.
+ */
+#define FINDITY_ERR_NOT_CACHED 7
+
+/**
  * Library version; `findity_version()` returns the same as "MAJOR.MINOR.PATCH".
  * MAJOR changes whenever a function, status code or behaviour documented here changes incompatibly.
  */
@@ -117,7 +122,8 @@ typedef struct FindityStats {
   uint64_t retries;
   /**
    * Failed calls by status: failures[FINDITY_ERR_NETWORK] and so on. [0] is unused, and so is
-   * [FINDITY_ERR_BUFFER_TOO_SMALL]: asking for the size is not a failure.
+   * [FINDITY_ERR_BUFFER_TOO_SMALL]: asking for the size is not a failure, nor is asking whether
+   * a token is cached (FINDITY_ERR_NOT_CACHED, which has no slot).
    */
   uint64_t failures[7];
 } FindityStats;
@@ -172,6 +178,26 @@ uint32_t findity_user_token(const char *base_url,
                             char *buf,
                             size_t buf_len,
                             size_t *out_len);
+
+/**
+ * The cached token for (base_url, client_id, user_id; user_id NULL: the organization token) if
+ * one can be handed out right now, under the same rules as findity_get_token (its safety margin,
+ * background renewal ahead of expiry); otherwise FINDITY_ERR_NOT_CACHED. Never sends a request
+ * and never waits for one: for event loops and async hosts, which call it first and run
+ * findity_get_token / findity_user_token on a worker only when it says FINDITY_ERR_NOT_CACHED.
+ * A caller whose secret differs from the one the token was obtained with gets
+ * FINDITY_ERR_NOT_CACHED too. Output buffer rules as findity_get_token. Thread-safe.
+ *
+ * # Safety
+ * As findity_get_token; `user_id` is NULL or a NUL-terminated string.
+ */
+uint32_t findity_cached_token(const char *base_url,
+                              const char *client_id,
+                              const char *client_secret,
+                              const char *user_id,
+                              char *buf,
+                              size_t buf_len,
+                              size_t *out_len);
 
 /**
  * Forget the cached access token for (base_url, client_id, user_id), or the organization token

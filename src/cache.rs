@@ -338,6 +338,56 @@ impl Cache {
         });
     }
 
+    /// The token for `req` only if it can be handed out now (as `get` would, background renewal
+    /// included): never a request, never a wait. Ok(None): nothing usable is cached.
+    pub fn cached<R>(
+        &self,
+        st: &'static State,
+        req: &Request,
+        f: impl FnOnce(&str) -> R,
+    ) -> Result<Option<R>, Error> {
+        let raw = RawKey::from(req);
+        let mut spelling = Vec::new();
+        raw.spell(&mut spelling);
+        let found = self
+            .entries
+            .read()
+            .by_spelling
+            .get(spelling.as_slice())
+            .cloned();
+        let entry = match found {
+            Some(e) => e,
+            None => {
+                let key = Key::parse(req.base_url, req.client_id, req.user_id)?;
+                match self.entries.read().by_key.get(&key).cloned() {
+                    Some(e) => e,
+                    None => return Ok(None),
+                }
+            }
+        };
+        let mut slot = entry.slot.lock();
+        if !slot.secret.ct_eq(req.client_secret) {
+            return Ok(None);
+        }
+        let now = Instant::now();
+        let Some(t) = &slot.token else {
+            return Ok(None);
+        };
+        match t.freshness(now) {
+            Freshness::Fresh => {
+                st.stats.hit();
+                Ok(Some(f(t.access.expose())))
+            }
+            Freshness::Stale => {
+                st.stats.hit();
+                let served = f(t.access.expose());
+                entry.start_background(st, &mut slot, now);
+                Ok(Some(served))
+            }
+            Freshness::Expired => Ok(None),
+        }
+    }
+
     /// Get or create the entry for a request, remembering its spelling.
     fn insert(&self, req: &Request) -> Result<Arc<Entry>, Error> {
         let key = Key::parse(req.base_url, req.client_id, req.user_id)?;

@@ -15,6 +15,7 @@ pub enum Status {
     Auth = 4,
     Server = 5,
     Internal = 6,
+    NotCached = 7,
 }
 
 /// Whether a request that failed may have reached the server.

@@ -22,6 +22,8 @@ pub const FINDITY_ERR_AUTH: u32 = 4;
 pub const FINDITY_ERR_SERVER: u32 = 5;
 /// A bug in libfindity (a caught panic). Please report it.
 pub const FINDITY_ERR_INTERNAL: u32 = 6;
+/// findity_cached_token only: no token can be handed out without a request or a wait.
+pub const FINDITY_ERR_NOT_CACHED: u32 = 7;
 
 /// Library version; `findity_version()` returns the same as "MAJOR.MINOR.PATCH".
 /// MAJOR changes whenever a function, status code or behaviour documented here changes incompatibly.
@@ -64,7 +66,8 @@ pub struct FindityStats {
     /// Requests repeated after a retryable failure (connect error, 408, 429, 5xx).
     pub retries: u64,
     /// Failed calls by status: failures[FINDITY_ERR_NETWORK] and so on. [0] is unused, and so is
-    /// [FINDITY_ERR_BUFFER_TOO_SMALL]: asking for the size is not a failure.
+    /// [FINDITY_ERR_BUFFER_TOO_SMALL]: asking for the size is not a failure, nor is asking whether
+    /// a token is cached (FINDITY_ERR_NOT_CACHED, which has no slot).
     pub failures: [u64; 7],
 }
 
@@ -138,6 +141,53 @@ pub unsafe extern "C" fn findity_user_token(
         buf_len,
         out_len,
     )
+}
+
+/// The cached token for (base_url, client_id, user_id; user_id NULL: the organization token) if
+/// one can be handed out right now, under the same rules as findity_get_token (its safety margin,
+/// background renewal ahead of expiry); otherwise FINDITY_ERR_NOT_CACHED. Never sends a request
+/// and never waits for one: for event loops and async hosts, which call it first and run
+/// findity_get_token / findity_user_token on a worker only when it says FINDITY_ERR_NOT_CACHED.
+/// A caller whose secret differs from the one the token was obtained with gets
+/// FINDITY_ERR_NOT_CACHED too. Output buffer rules as findity_get_token. Thread-safe.
+///
+/// # Safety
+/// As findity_get_token; `user_id` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn findity_cached_token(
+    base_url: *const c_char,
+    client_id: *const c_char,
+    client_secret: *const c_char,
+    user_id: *const c_char,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> u32 {
+    boundary(|| {
+        let out = OutBuf::new(buf, buf_len, out_len)?;
+        let raw = RawKey {
+            base_url: c_bytes(base_url, "base_url")?,
+            client_id: c_bytes(client_id, "client_id")?,
+            client_secret: c_bytes(client_secret, "client_secret")?,
+            user_id: if user_id.is_null() {
+                None
+            } else {
+                Some(c_bytes(user_id, "user_id")?)
+            },
+        };
+        let st = state();
+        if let Some(hit) = st.cache.recent_hit(st, &raw, |t| out.write(t)) {
+            return hit;
+        }
+        let req = request(&raw)?;
+        match st.cache.cached(st, &req, |t| out.write(t))? {
+            Some(written) => written,
+            None => Err(Error::new(
+                Status::NotCached,
+                "no token for that key can be handed out without a request",
+            )),
+        }
+    })
 }
 
 /// Forget the cached access token for (base_url, client_id, user_id), or the organization token
@@ -338,7 +388,8 @@ fn boundary(f: impl FnOnce() -> Result<(), Error>) -> u32 {
     // The bookkeeping is inside the boundary too: nothing may unwind out of an extern "C" fn.
     let _ = catch_unwind(AssertUnwindSafe(|| {
         set_last_error(&status);
-        if status.status != Status::BufferTooSmall {
+        // Asking for the size, or whether a token is cached, is not failing.
+        if !matches!(status.status, Status::BufferTooSmall | Status::NotCached) {
             state().stats.failure(status.status as u32);
         }
     }));
@@ -372,16 +423,21 @@ fn token(raw: &RawKey, out: OutBuf) -> Result<(), Error> {
     if let Some(hit) = st.cache.recent_hit(st, raw, |t| out.write(t)) {
         return hit;
     }
-    let req = Request {
-        base_url: utf8(raw.base_url, "base_url")?,
-        client_id: id(raw.client_id, "client_id")?,
-        client_secret: secret(raw.client_secret)?,
-        user_id: raw.user_id.map(|u| id(u, "user_id")).transpose()?,
-    };
+    let req = request(raw)?;
     st.cache
         .with_token(st, &req, |t| out.write(t))
         .and_then(|r| r)
         .map_err(|e| e.redact(&[req.client_secret]))
+}
+
+/// The caller's bytes checked: UTF-8, ids non-empty and plain, secret of sane length.
+fn request<'a>(raw: &RawKey<'a>) -> Result<Request<'a>, Error> {
+    Ok(Request {
+        base_url: utf8(raw.base_url, "base_url")?,
+        client_id: id(raw.client_id, "client_id")?,
+        client_secret: secret(raw.client_secret)?,
+        user_id: raw.user_id.map(|u| id(u, "user_id")).transpose()?,
+    })
 }
 
 /// A cache key from (base_url, client_id, user_id or NULL for the organization), checked like
@@ -498,5 +554,6 @@ mod tests {
         assert_eq!(Status::Auth as u32, FINDITY_ERR_AUTH);
         assert_eq!(Status::Server as u32, FINDITY_ERR_SERVER);
         assert_eq!(Status::Internal as u32, FINDITY_ERR_INTERNAL);
+        assert_eq!(Status::NotCached as u32, FINDITY_ERR_NOT_CACHED);
     }
 }

@@ -107,6 +107,44 @@ static void test_expires_in(void) {
     emu_stop(&e);
 }
 
+/* findity_cached_token never sends or waits: a token only when get_token would hand one out at
+ * once, FINDITY_ERR_NOT_CACHED otherwise (nothing cached, other secret, inside the margin). */
+static void test_cached_token(void) {
+    emu_t e;
+    start(&e, "--lifetime", "2");
+    char t[TOKEN_MAX], c[TOKEN_MAX];
+    size_t len = 0;
+    CHECK(findity_cached_token(e.url, CLIENT, SECRET, NULL, c, sizeof c, &len) == FINDITY_ERR_NOT_CACHED, "cold");
+    CHECK(strstr(last_error(), "without a request") != NULL, "%s", last_error());
+    CHECK(emu_stat(&e, "token_requests") == 0, "asking sent nothing");
+    CHECK(org(&e, t) == FINDITY_OK && user(&e, "cached-user", t) == FINDITY_OK, "%s", last_error());
+    CHECK(findity_cached_token(e.url, CLIENT, SECRET, NULL, c, sizeof c, &len) == FINDITY_OK && len == strlen(c),
+          "cached org token");
+    CHECK(findity_cached_token(e.url, CLIENT, SECRET, "cached-user", c, sizeof c, &len) == FINDITY_OK &&
+              strcmp(c, t) == 0, "cached user token");
+    CHECK(findity_cached_token(e.url, CLIENT, "other-secret-1234", NULL, c, sizeof c, &len) == FINDITY_ERR_NOT_CACHED,
+          "another secret is not served");
+    CHECK(findity_cached_token(e.url, CLIENT, SECRET, "nobody-yet", c, sizeof c, &len) == FINDITY_ERR_NOT_CACHED,
+          "another user");
+    CHECK(findity_cached_token(e.url, CLIENT, SECRET, NULL, NULL, 0, &len) == FINDITY_ERR_BUFFER_TOO_SMALL && len > 0,
+          "size query");
+    CHECK(findity_cached_token(NULL, CLIENT, SECRET, NULL, c, sizeof c, &len) == FINDITY_ERR_INVALID_ARGUMENT, "NULL");
+    long before = emu_stat(&e, "token_requests");
+    CHECK(before == 2, "cached calls sent nothing (client credentials and one code): %ld", before);
+    /* Renewal now hangs. In the refresh window the token is still handed out (and renewal starts
+     * in the background); inside the hard margin it is not, and the answer comes at once. */
+    emu_ctl(&e, "/_emulator/fault?kind=hang&count=0");
+    usleep(1150 * 1000);
+    CHECK(findity_cached_token(e.url, CLIENT, SECRET, NULL, c, sizeof c, &len) == FINDITY_OK, "stale: still served");
+    usleep(500 * 1000);
+    double t0 = now_ms();
+    CHECK(findity_cached_token(e.url, CLIENT, SECRET, NULL, c, sizeof c, &len) == FINDITY_ERR_NOT_CACHED,
+          "inside the margin: not served");
+    CHECK(now_ms() - t0 < 100, "and no waiting (%.0f ms)", now_ms() - t0);
+    emu_ctl(&e, "/_emulator/fault/clear");
+    emu_stop(&e);
+}
+
 static void test_buffer_too_small(void) {
     emu_t e;
     start(&e, NULL, NULL);
@@ -822,6 +860,7 @@ int main(int argc, char **argv) {
         {"org_token_and_cache", test_org_token_and_cache, 0},
         {"buffer_too_small", test_buffer_too_small, 0},
         {"expires_in", test_expires_in, 0},
+        {"cached_token", test_cached_token, 1},
         {"invalid_arguments", test_invalid_arguments, 0},
         {"last_error_buffer", test_last_error_buffer, 0},
         {"auth_error", test_auth_error, 0},
