@@ -102,7 +102,7 @@ namespace Findity.Auth
         /// </summary>
         public static string GetToken(string baseUrl, string clientId, string clientSecret)
         {
-            return TokenCall(baseUrl, clientId, clientSecret, null, false);
+            return TokenCall(baseUrl, clientId, clientSecret, null, false, false);
         }
 
         /// <summary>
@@ -111,7 +111,25 @@ namespace Findity.Auth
         /// </summary>
         public static string GetUserToken(string baseUrl, string clientId, string clientSecret, string userId)
         {
-            return TokenCall(baseUrl, clientId, clientSecret, userId, true);
+            return TokenCall(baseUrl, clientId, clientSecret, userId, true, false);
+        }
+
+        /// <summary>
+        /// The cached token of (baseUrl, clientId, userId), or the organization token when
+        /// <paramref name="userId"/> is null, if one can be handed out right now: true and the token,
+        /// as <see cref="GetToken"/> / <see cref="GetUserToken"/> would return it without a request
+        /// (a token in its renewal window is returned and renewed in the background). Otherwise
+        /// false and null: nothing cached, too close to expiry, or got with another
+        /// <paramref name="clientSecret"/>. Never sends a request and never blocks: for async code,
+        /// which tries this first and calls <see cref="GetToken"/> off the calling thread
+        /// (<c>Task.Run</c>) only when it returns false, as <see cref="FindityAuthHandler"/> does.
+        /// A null, empty or malformed argument throws <see cref="FindityArgumentException"/>.
+        /// </summary>
+        public static bool TryGetCachedToken(string baseUrl, string clientId, string clientSecret, string userId,
+            out string token)
+        {
+            token = TokenCall(baseUrl, clientId, clientSecret, userId, userId != null, true);
+            return token != null;
         }
 
         /// <summary>
@@ -147,14 +165,16 @@ namespace Findity.Auth
             Ensure.Ok(NativeMethods.findity_set_option(n, v), OptionParams);
         }
 
-        // findity_get_token, or findity_user_token when `user`. The hot path: a cached token costs
-        // the native call plus encoding the arguments into this thread's buffers and decoding the
-        // token's bytes (no delegate, no per-call arrays, no [Out] copy; see NativeMethods).
-        private static string TokenCall(string baseUrl, string clientId, string clientSecret, string userId, bool user)
+        // findity_get_token, or findity_user_token when `user`; with `cached`, findity_cached_token
+        // (userId NULL unless `user`), null for FINDITY_ERR_NOT_CACHED. The hot path: a cached token
+        // costs the native call plus encoding the arguments into this thread's buffers and decoding
+        // the token's bytes (no delegate, no per-call arrays, no [Out] copy; see NativeMethods).
+        private static string TokenCall(string baseUrl, string clientId, string clientSecret, string userId,
+            bool user, bool cached)
         {
             if (baseUrl == null || clientId == null || clientSecret == null || (user && userId == null))
             {
-                throw TokenCallWithNull(baseUrl, clientId, clientSecret, userId, user);
+                throw TokenCallWithNull(baseUrl, clientId, clientSecret, userId, user, cached);
             }
             TokenBuffers b = threadBuffers ?? new TokenBuffers();
             threadBuffers = null;
@@ -172,11 +192,23 @@ namespace Findity.Auth
                 {
                     byte[] buf = b.Output;
                     UIntPtr outLen;
-                    uint status = user
-                        ? NativeMethods.findity_user_token(ref b.BaseUrl[0], ref b.ClientId[0], ref b.ClientSecret[0],
-                            ref b.UserId[0], ref buf[0], (UIntPtr)buf.Length, out outLen)
-                        : NativeMethods.findity_get_token(ref b.BaseUrl[0], ref b.ClientId[0], ref b.ClientSecret[0],
-                            ref buf[0], (UIntPtr)buf.Length, out outLen);
+                    uint status;
+                    if (cached)
+                    {
+                        status = user
+                            ? NativeMethods.findity_cached_token(ref b.BaseUrl[0], ref b.ClientId[0], ref b.ClientSecret[0],
+                                ref b.UserId[0], ref buf[0], (UIntPtr)buf.Length, out outLen)
+                            : NativeMethods.findity_cached_token(ref b.BaseUrl[0], ref b.ClientId[0], ref b.ClientSecret[0],
+                                IntPtr.Zero, ref buf[0], (UIntPtr)buf.Length, out outLen);
+                    }
+                    else
+                    {
+                        status = user
+                            ? NativeMethods.findity_user_token(ref b.BaseUrl[0], ref b.ClientId[0], ref b.ClientSecret[0],
+                                ref b.UserId[0], ref buf[0], (UIntPtr)buf.Length, out outLen)
+                            : NativeMethods.findity_get_token(ref b.BaseUrl[0], ref b.ClientId[0], ref b.ClientSecret[0],
+                                ref buf[0], (UIntPtr)buf.Length, out outLen);
+                    }
                     if (status == NativeMethods.FINDITY_OK)
                     {
                         int n = checked((int)outLen.ToUInt64());
@@ -191,6 +223,10 @@ namespace Findity.Auth
                         b.Output = new byte[checked((int)outLen.ToUInt64() + 1)];
                         continue;
                     }
+                    if (status == NativeMethods.FINDITY_ERR_NOT_CACHED && cached)
+                    {
+                        return null;
+                    }
                     throw Ensure.FromLastError(status, TokenParams);
                 }
             }
@@ -201,46 +237,10 @@ namespace Findity.Auth
             }
         }
 
-        // TokenExpiresIn in whole seconds (0: nothing cached), for FindityAuthHandler's check before
-        // each request: this thread's buffers instead of three arrays per call. Null arguments
-        // (which the handler never has) count as nothing cached.
-        internal static ulong TokenSecondsLeft(string baseUrl, string clientId, string userId)
-        {
-            if (baseUrl == null || clientId == null)
-            {
-                return 0;
-            }
-            TokenBuffers b = threadBuffers ?? new TokenBuffers();
-            threadBuffers = null;
-            try
-            {
-                EncodeInto(baseUrl, ref b.BaseUrl, "baseUrl");
-                EncodeInto(clientId, ref b.ClientId, "clientId");
-                ulong seconds;
-                uint status;
-                if (userId == null)
-                {
-                    status = NativeMethods.findity_token_expires_in(ref b.BaseUrl[0], ref b.ClientId[0],
-                        IntPtr.Zero, out seconds);
-                }
-                else
-                {
-                    EncodeInto(userId, ref b.UserId, "userId");
-                    status = NativeMethods.findity_token_expires_in(ref b.BaseUrl[0], ref b.ClientId[0],
-                        ref b.UserId[0], out seconds);
-                }
-                Ensure.Ok(status, TokenParams);
-                return seconds;
-            }
-            finally
-            {
-                threadBuffers = b;
-            }
-        }
-
         // A null argument goes to the library as NULL, which refuses it with its own message (and
         // counts it, like any failed call); the ref-byte overloads can't pass NULL.
-        private static Exception TokenCallWithNull(string baseUrl, string clientId, string clientSecret, string userId, bool user)
+        private static Exception TokenCallWithNull(string baseUrl, string clientId, string clientSecret, string userId,
+            bool user, bool cached)
         {
             byte[] b = Encode(baseUrl, "baseUrl");
             byte[] c = Encode(clientId, "clientId");
@@ -249,9 +249,17 @@ namespace Findity.Auth
             try
             {
                 UIntPtr outLen;
-                uint status = user
-                    ? NativeMethods.findity_user_token(b, c, s, u, null, UIntPtr.Zero, out outLen)
-                    : NativeMethods.findity_get_token(b, c, s, null, UIntPtr.Zero, out outLen);
+                uint status;
+                if (cached)
+                {
+                    status = NativeMethods.findity_cached_token(b, c, s, u, null, UIntPtr.Zero, out outLen);
+                }
+                else
+                {
+                    status = user
+                        ? NativeMethods.findity_user_token(b, c, s, u, null, UIntPtr.Zero, out outLen)
+                        : NativeMethods.findity_get_token(b, c, s, null, UIntPtr.Zero, out outLen);
+                }
                 return Ensure.FromLastError(status, TokenParams);
             }
             finally

@@ -20,9 +20,9 @@ namespace Findity.Auth
     /// <para>Without an inner handler an <see cref="HttpClientHandler"/> is created at the first
     /// request unless one was assigned by then, so both <c>new HttpClient(new FindityAuthHandler(...))</c>
     /// and IHttpClientFactory's <c>AddHttpMessageHandler(() =&gt; new FindityAuthHandler(...))</c> work.</para>
-    /// <para>When the library holds a token it serves without waiting (one with more than a minute
-    /// left: see <c>FastPathSecondsLeft</c>), the token call is made on the calling thread: it
-    /// returns at once. Otherwise the call may block while a token is fetched (at most the
+    /// <para>When the library holds a token it can hand out without a request or a wait
+    /// (<see cref="FindityAuth.TryGetCachedToken"/>), it is taken on the calling thread and the
+    /// request goes on at once. Otherwise the token call may block while a token is fetched (at most the
     /// "timeout_ms" option), so it runs on the thread pool, and only one such call at a time per
     /// (baseUrl, clientId, userId) in the process: the other requests for that key wait for it
     /// asynchronously, honouring their <see cref="CancellationToken"/>, then use the token it
@@ -42,27 +42,15 @@ namespace Findity.Auth
         private readonly string userId;
         private readonly object innerGate = new object();
 
-        // Whole seconds a cached token must have left for the token call to be made on the calling
-        // thread. libfindity serves a cached token without waiting unless it is within its hard
-        // margin of expiry, min(lifetime / 4, 60 s) (src/token.rs), where the call renews it and
-        // waits; TokenSecondsLeft rounds down, so 61 clears that margin for any lifetime, with a
-        // second to spare between the check and the call. Only a token with less left (a server
-        // handing out tokens for under 4 minutes, or renewals failing) takes the gated path.
-        private const ulong FastPathSecondsLeft = 61;
-
         // One gate per (baseUrl, clientId, userId), shared by the process's handlers.
         private static readonly ConcurrentDictionary<Tuple<string, string, string>, Gate> Gates =
             new ConcurrentDictionary<Tuple<string, string, string>, Gate>();
 
-        // Tests only: called on the thread of each native token call, before (true) and after (false).
+        // Tests only: called on the thread of each native call that may block (findity_get_token,
+        // findity_user_token), before (true) and after (false); not for findity_cached_token.
         internal static Action<bool> TokenCallHook;
 
         private readonly Gate gate;
-
-        // A token call with this handler's secret succeeded last. Until then the calling thread
-        // never makes the call: a token cached for the key may have been got with another secret,
-        // and the library then fetches one with this handler's secret (and waits for it).
-        private volatile bool confirmed;
 
         /// <summary>A handler for the organization token, or the token of <paramref name="userId"/>.</summary>
         public FindityAuthHandler(string baseUrl, string clientId, string clientSecret, string userId = null)
@@ -121,16 +109,14 @@ namespace Findity.Auth
             return await base.SendAsync(retry, cancellationToken).ConfigureAwait(false);
         }
 
-        // The token, from the calling thread, when the library can serve it without waiting; else
-        // null. The check and the call are each a native call of well under a microsecond; nothing
-        // is allocated but the token string.
+        // The token, from the calling thread, when the library can hand it out without a request
+        // or a wait (under its own margin and renewal rules, and only if it was got with this
+        // handler's secret); else null. One native call of well under a microsecond; nothing is
+        // allocated but the token string.
         private string CachedToken()
         {
-            if (!confirmed || FindityAuth.TokenSecondsLeft(baseUrl, clientId, userId) < FastPathSecondsLeft)
-            {
-                return null;
-            }
-            return Token();
+            string token;
+            return FindityAuth.TryGetCachedToken(baseUrl, clientId, clientSecret, userId, out token) ? token : null;
         }
 
         // A token call that may block, made on the thread pool by one request at a time per key
@@ -230,16 +216,9 @@ namespace Findity.Auth
             if (hook != null) hook(true);
             try
             {
-                string token = userId == null
+                return userId == null
                     ? FindityAuth.GetToken(baseUrl, clientId, clientSecret)
                     : FindityAuth.GetUserToken(baseUrl, clientId, clientSecret, userId);
-                if (!confirmed) confirmed = true; // no write per request to the shared field
-                return token;
-            }
-            catch (Exception)
-            {
-                confirmed = false;
-                throw;
             }
             finally
             {

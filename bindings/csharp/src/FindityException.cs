@@ -21,6 +21,9 @@ namespace Findity.Auth
         Server = 5,
         /// <summary>FINDITY_ERR_INTERNAL: a bug in libfindity.</summary>
         Internal = 6,
+        /// <summary>FINDITY_ERR_NOT_CACHED: no token can be handed out without a request or a wait
+        /// (<see cref="FindityAuth.TryGetCachedToken"/> returns false; never carried by an exception).</summary>
+        NotCached = 7,
     }
 
     /// <summary>
@@ -153,6 +156,7 @@ namespace Findity.Auth
                     return new FindityServerException(http, message);
                 case NativeMethods.FINDITY_ERR_BUFFER_TOO_SMALL:
                 case NativeMethods.FINDITY_ERR_INTERNAL:
+                case NativeMethods.FINDITY_ERR_NOT_CACHED:
                     return new FindityException((FindityStatus)status, http, message);
                 default:
                     // A status newer than this wrapper: report it as internal, keep the number in the text.

@@ -60,8 +60,9 @@ namespace Findity.Auth
 
         /// <summary>
         /// Failed calls by status, every <see cref="FindityStatus"/> a key:
-        /// <c>stats.Failures[FindityStatus.Auth]</c>. <see cref="FindityStatus.Ok"/> and
-        /// <see cref="FindityStatus.BufferTooSmall"/> are always 0 (asking for a size is not a failure).
+        /// <c>stats.Failures[FindityStatus.Auth]</c>. <see cref="FindityStatus.Ok"/>,
+        /// <see cref="FindityStatus.BufferTooSmall"/> and <see cref="FindityStatus.NotCached"/> are
+        /// always 0 (asking for a size, or whether a token is cached, is not a failure).
         /// </summary>
         public IReadOnlyDictionary<FindityStatus, long> Failures { get; private set; }
 

@@ -22,7 +22,7 @@
 //  - struct FindityStats is FindityStatsNative (sequential, 16 x uint64_t = 128 bytes).
 //  - byte[] of byte is blittable: the marshaler pins it, no copy in. But Mono converts every array
 //    argument in a call of its own (~70 ns each) and copies an [Out] array back whole (~2.6 us for
-//    2 KiB). So the two token functions, the hot path, also have overloads taking `ref byte`: the
+//    2 KiB). So the three token functions, the hot path, also have overloads taking `ref byte`: the
 //    first element of a caller array, passed as its address with the array pinned for the call
 //    (a byref to a blittable type; no conversion, no copy), ~50 ns for the whole call on Mono.
 //    Those overloads can't pass NULL: callers use the byte[] ones when an argument is null.
@@ -45,6 +45,7 @@ namespace Findity.Auth
         internal const uint FINDITY_ERR_AUTH = 4;
         internal const uint FINDITY_ERR_SERVER = 5;
         internal const uint FINDITY_ERR_INTERNAL = 6;
+        internal const uint FINDITY_ERR_NOT_CACHED = 7; // findity_cached_token only
 
         internal const uint FINDITY_LOG_ERROR = 1;
         internal const uint FINDITY_LOG_WARN = 2;
@@ -91,6 +92,38 @@ namespace Findity.Auth
             UIntPtr bufLen,
             out UIntPtr outLen);
 
+        // Never sends a request, never waits: FINDITY_ERR_NOT_CACHED when no token can be handed
+        // out now. A NULL userId (the organization token) is the IntPtr overload's IntPtr.Zero.
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern uint findity_cached_token(
+            [In] byte[] baseUrl,
+            [In] byte[] clientId,
+            [In] byte[] clientSecret,
+            [In] byte[] userId,
+            [Out] byte[] buf,
+            UIntPtr bufLen,
+            out UIntPtr outLen);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern uint findity_cached_token(
+            ref byte baseUrl,
+            ref byte clientId,
+            ref byte clientSecret,
+            ref byte userId,
+            ref byte buf,
+            UIntPtr bufLen,
+            out UIntPtr outLen);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern uint findity_cached_token(
+            ref byte baseUrl,
+            ref byte clientId,
+            ref byte clientSecret,
+            IntPtr userId,
+            ref byte buf,
+            UIntPtr bufLen,
+            out UIntPtr outLen);
+
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern uint findity_invalidate(
             [In] byte[] baseUrl,
@@ -120,22 +153,6 @@ namespace Findity.Auth
             [In] byte[] baseUrl,
             [In] byte[] clientId,
             [In] byte[] userId,
-            out ulong seconds);
-
-        // findity_token_expires_in for the handler's hot path (FindityAuth.TokenSecondsLeft), with
-        // per-thread buffers as above; the IntPtr one passes IntPtr.Zero for a NULL user_id.
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
-        internal static extern uint findity_token_expires_in(
-            ref byte baseUrl,
-            ref byte clientId,
-            ref byte userId,
-            out ulong seconds);
-
-        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
-        internal static extern uint findity_token_expires_in(
-            ref byte baseUrl,
-            ref byte clientId,
-            IntPtr userId,
             out ulong seconds);
 
         // outSize: Marshal.SizeOf(typeof(FindityStatsNative)), the size of the struct declared here (a

@@ -79,7 +79,7 @@ namespace Findity.Auth.Tests
             Eq(1L, d["failures[Auth]"], "failures[Auth]: " + Show(d));
             Check(!d.ContainsKey("failures[Network]") && !d.ContainsKey("failures[Server]"), "other failures: " + Show(d));
             Eq(0L, FindityAuth.Stats.Failures[FindityStatus.Ok], "failures[Ok]");
-            Eq(7, FindityAuth.Stats.Failures.Count, "one entry per status");
+            Eq(8, FindityAuth.Stats.Failures.Count, "one entry per status");
             Check(FindityAuth.Stats.ToString().Contains("cache_hits="), "ToString: " + FindityAuth.Stats);
         }
 

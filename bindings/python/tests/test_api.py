@@ -66,6 +66,65 @@ def test_user_token(emulator: Emulator) -> None:
     assert (status, body["subject"]) == (200, "user:alice")
 
 
+def test_cached_token_cold_sends_nothing(emulator: Emulator) -> None:
+    before = findity_auth.stats()
+    assert findity_auth.cached_token(emulator.url, CLIENT_ID, SECRET) is None
+    assert findity_auth.cached_token(emulator.url, CLIENT_ID, SECRET, "alice") is None
+    assert emulator.stat("token_requests") == 0
+    assert findity_auth.stats().failures == before.failures  # NOT_CACHED is not a failure
+    assert findity_auth.stats().failures[Status.NOT_CACHED] == 0
+
+
+def test_cached_token_after_get_token(emulator: Emulator) -> None:
+    token = findity_auth.get_token(emulator.url, CLIENT_ID, SECRET)
+    assert findity_auth.cached_token(emulator.url, CLIENT_ID, SECRET) == token
+    assert findity_auth.cached_token(emulator.url, CLIENT_ID, SECRET, user_id=None) == token
+    alice = findity_auth.user_token(emulator.url, CLIENT_ID, SECRET, "alice")
+    sent = emulator.stats()
+    assert findity_auth.cached_token(emulator.url, CLIENT_ID, SECRET, "alice") == alice
+    assert findity_auth.cached_token(emulator.url, CLIENT_ID, SECRET) == token  # still the org's
+    findity_auth.invalidate(emulator.url, CLIENT_ID)
+    assert findity_auth.cached_token(emulator.url, CLIENT_ID, SECRET) is None
+    assert emulator.stats() == sent  # no request of any kind
+
+
+def test_cached_token_is_none_for_another_secret(emulator: Emulator) -> None:
+    token = findity_auth.get_token(emulator.url, CLIENT_ID, SECRET)
+    assert findity_auth.cached_token(emulator.url, CLIENT_ID, WRONG_SECRET) is None
+    assert findity_auth.cached_token(emulator.url, CLIENT_ID, SECRET) == token
+    assert emulator.stat("token_requests") == 1
+
+
+def test_cached_token_is_none_for_a_user_without_a_token(emulator: Emulator) -> None:
+    findity_auth.get_token(emulator.url, CLIENT_ID, SECRET)
+    findity_auth.user_token(emulator.url, CLIENT_ID, SECRET, "alice")
+    sent = emulator.stats()
+    assert findity_auth.cached_token(emulator.url, CLIENT_ID, SECRET, "bob") is None
+    assert emulator.stats() == sent  # no grant for bob
+
+
+def test_cached_token_argument_errors_raise(emulator: Emulator) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        findity_auth.cached_token(emulator.url, "", SECRET)
+    assert "client_id" in str(info.value)
+    with pytest.raises(InvalidArgumentError):
+        findity_auth.cached_token("ftp://example.com", CLIENT_ID, SECRET)
+    with pytest.raises(InvalidArgumentError):
+        findity_auth.cached_token(emulator.url, CLIENT_ID, SECRET, "")
+    with pytest.raises(TypeError):
+        findity_auth.cached_token(emulator.url, CLIENT_ID, None)  # type: ignore[arg-type]
+    assert emulator.stat("token_requests") == 0
+
+
+def test_cached_token_grows_its_buffer(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = findity_auth.get_token(emulator.url, CLIENT_ID, SECRET)
+    monkeypatch.setattr(_native, "INITIAL_BUFFER_SIZE", 1)
+    monkeypatch.setattr(_native, "_per_thread", _native._PerThread())
+    assert findity_auth.cached_token(emulator.url, CLIENT_ID, SECRET) == token
+    assert findity_auth.cached_token(emulator.url, CLIENT_ID, SECRET) == token
+    assert emulator.stat("token_requests") == 1
+
+
 def test_str_in_and_out_is_utf8(emulator: Emulator) -> None:
     user = "jöns-åäö-東京"
     token = findity_auth.user_token(emulator.url, CLIENT_ID, SECRET, user)

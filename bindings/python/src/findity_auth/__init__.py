@@ -2,6 +2,7 @@
 
 >>> import findity_auth
 >>> token = findity_auth.get_token("production", "my-client-id", "my-secret")  # doctest: +SKIP
+>>> token = findity_auth.cached_token("production", "my-client-id", "my-secret")  # or None; no wait
 >>> auth = findity_auth.FindityAuth("production", "my-client-id", "my-secret")
 >>> requests.get("https://api.findity.com/api/v1/me", auth=auth)  # doctest: +SKIP
 >>> findity_auth.enable_logging()  # the library's lines -> logging.getLogger("findity")
@@ -16,6 +17,7 @@ system loader (``libfindity.so``).
 
 from ._api import (
     Stats,
+    cached_token,
     clear_cache,
     get_token,
     invalidate,
@@ -42,6 +44,7 @@ __version__ = "0.1.0"
 __all__ = [
     "get_token",
     "user_token",
+    "cached_token",
     "invalidate",
     "token_expires_in",
     "clear_cache",

@@ -15,6 +15,7 @@ from ._errors import InvalidArgumentError, Status
 __all__ = [
     "get_token",
     "user_token",
+    "cached_token",
     "invalidate",
     "token_expires_in",
     "clear_cache",
@@ -99,6 +100,33 @@ def user_token(base_url: str, client_id: str, client_secret: str, user_id: str) 
         _utf8(client_id, "client_id"),
         _utf8(client_secret, "client_secret"),
         _utf8(user_id, "user_id"),
+    )
+
+
+def cached_token(
+    base_url: str, client_id: str, client_secret: str, user_id: Optional[str] = None
+) -> Optional[str]:
+    """The cached token of ``user_id`` (``None``: the organization's) if one can be had now.
+
+    Never sends a request and never blocks: the token call for an ``asyncio`` event loop (or any
+    thread that must not wait). It answers as :func:`get_token` / :func:`user_token` would
+    without a request: a token in its renewal window is returned (and renewal starts in the
+    background), but ``None`` when none is cached, the cached one is too close to expiry, or it
+    was got with another ``client_secret``. Then fetch it off the loop::
+
+        token = findity_auth.cached_token(url, client_id, secret)
+        if token is None:
+            token = await loop.run_in_executor(None, findity_auth.get_token, url, client_id, secret)
+
+    Raises:
+        InvalidArgumentError: An empty id or a bad base URL.
+        TypeError: An argument is not a ``str`` (``user_id``: or ``None``).
+    """
+    return _native.call_for_cached_token(
+        _utf8(base_url, "base_url"),
+        _utf8(client_id, "client_id"),
+        _utf8(client_secret, "client_secret"),
+        None if user_id is None else _utf8(user_id, "user_id"),
     )
 
 
@@ -191,16 +219,19 @@ class Stats:
     retries: int
     """Requests repeated after a retryable failure (connect error, 408, 429, 5xx)."""
     failures: Tuple[int, ...]
-    """Failed calls by status, 7 entries indexed by :class:`Status`:
-    ``failures[Status.AUTH]``. ``failures[Status.OK]`` and ``failures[Status.BUFFER_TOO_SMALL]``
-    are always 0 (asking for a size is not a failure)."""
+    """Failed calls by status, one entry per :class:`Status`: ``failures[Status.AUTH]``.
+    ``failures[Status.OK]``, ``failures[Status.BUFFER_TOO_SMALL]`` and
+    ``failures[Status.NOT_CACHED]`` are always 0 (asking for a size, or whether a token is
+    cached, is not a failure)."""
 
 
 def stats() -> Stats:
     """A snapshot of libfindity's counters (cache hits and misses, requests by grant, ...)."""
     raw = _native.read_stats()
     counters = {name: int(getattr(raw, name)) for name in _native.STATS_COUNTERS}
-    return Stats(failures=tuple(int(n) for n in raw.failures), **counters)
+    failures = [int(n) for n in raw.failures]
+    failures += [0] * (len(Status) - len(failures))  # NOT_CACHED has no slot in the C struct
+    return Stats(failures=tuple(failures), **counters)
 
 
 def version() -> str:

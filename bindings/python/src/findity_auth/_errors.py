@@ -37,6 +37,9 @@ class Status(enum.IntEnum):
     """The server failed or answered something unusable (5xx, 429 past the timeout, bad JSON)."""
     INTERNAL = 6
     """A bug in libfindity (a caught panic). Please report it."""
+    NOT_CACHED = 7
+    """findity_cached_token only: no token can be handed out without a request or a wait.
+    :func:`~findity_auth.cached_token` returns ``None`` for it; never raised."""
 
 
 class FindityError(Exception):

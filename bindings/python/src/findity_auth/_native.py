@@ -9,7 +9,7 @@ The library is looked for in this order, the first that loads wins:
 If none loads, importing :mod:`findity_auth` raises one :class:`ImportError` that names the
 three places and why each failed.
 
-Every function is declared once below with ``restype`` and, except the two token functions
+Every function is declared once below with ``restype`` and, except the three token functions
 (see "The token calls" below), ``argtypes``. The library is loaded with :class:`ctypes.CDLL`,
 which releases the GIL for the duration of each call, so threads that wait for a token do not
 block each other (single flight is the library's job). The library's last error is
@@ -33,6 +33,7 @@ __all__ = [
     "LIB_PATH",
     "INITIAL_BUFFER_SIZE",
     "call_for_token",
+    "call_for_cached_token",
     "check",
     "raise_last_error",
     "version",
@@ -160,7 +161,7 @@ def _declare_untyped(name: str, restype: Any) -> Any:
 # The whole C ABI of findity.h, declared once (the C prototype above each).
 # Strings are NUL-terminated UTF-8 bytes (c_char_p; None is NULL).
 #
-# The token calls. The two token functions are the hot path (a cache hit costs the library
+# The token calls. The three token functions are the hot path (a cache hit costs the library
 # ~30 ns; everything else is ctypes and this package), and ctypes' per-argument ``argtypes``
 # conversion (a from_param call per argument) costs more than the rest of the call: 6 declared
 # arguments take ~650 ns, the same call undeclared ~280 ns. So they are declared without
@@ -178,6 +179,12 @@ findity_get_token = _declare_untyped("findity_get_token", c_uint32)
 #                             char *buf, size_t buf_len, size_t *out_len)
 # Call as findity_user_token(bytes, bytes, bytes, bytes, c_char array, c_size_t, POINTER(c_size_t)).
 findity_user_token = _declare_untyped("findity_user_token", c_uint32)
+# uint32_t findity_cached_token(const char *base_url, const char *client_id,
+#                               const char *client_secret, const char *user_id /* NULL: org */,
+#                               char *buf, size_t buf_len, size_t *out_len)
+# Call as findity_cached_token(bytes, bytes, bytes, bytes or None, c_char array, c_size_t,
+# POINTER(c_size_t)); None is passed as NULL. Never sends a request, never waits.
+findity_cached_token = _declare_untyped("findity_cached_token", c_uint32)
 # uint32_t findity_invalidate(const char *base_url, const char *client_id, const char *user_id)
 findity_invalidate = _declare("findity_invalidate", c_uint32, [c_char_p, c_char_p, c_char_p])
 # void findity_clear_cache(void)
@@ -314,38 +321,67 @@ def call_for_token(
         token: str = buf[: out_len.value].decode()
         pool.append(space)
         return token
-    return _call_for_token_slow(base_url, client_id, client_secret, user_id, space, status)
+    if user_id is None:
+        status, grown = _grow_and_retry(
+            findity_get_token, (base_url, client_id, client_secret), space, status
+        )
+    else:
+        status, grown = _grow_and_retry(
+            findity_user_token, (base_url, client_id, client_secret, user_id), space, status
+        )
+    if grown is None:
+        raise_last_error(status)
+    return grown
 
 
-def _call_for_token_slow(
-    base_url: bytes,
-    client_id: bytes,
-    client_secret: bytes,
-    user_id: Optional[bytes],
-    space: _Space,
-    status: int,
-) -> str:
-    """call_for_token after a first status other than OK: grow on BUFFER_TOO_SMALL (the library
-    keeps the token cached, so the retry sends no request), raise for anything else."""
+def call_for_cached_token(
+    base_url: bytes, client_id: bytes, client_secret: bytes, user_id: Optional[bytes] = None
+) -> Optional[str]:
+    """findity_cached_token (``user_id`` None: the organization token); None for NOT_CACHED.
+
+    The same per-thread buffer as call_for_token; never sends a request and never waits.
+    Raises for any other failed call.
+    """
+    pool = _per_thread.pool
+    space = pool.pop() if pool else _new_space(INITIAL_BUFFER_SIZE)
+    buf, buf_len, out_len, out_len_ptr = space
+    status = findity_cached_token(
+        base_url, client_id, client_secret, user_id, buf, buf_len, out_len_ptr
+    )
+    if status == 0:  # Status.OK
+        token: str = buf[: out_len.value].decode()
+        pool.append(space)
+        return token
+    if status == 7:  # Status.NOT_CACHED: the common answer on a cold cache, also lean
+        pool.append(space)
+        return None
+    status, grown = _grow_and_retry(
+        findity_cached_token, (base_url, client_id, client_secret, user_id), space, status
+    )
+    if grown is None and status != Status.NOT_CACHED:
+        raise_last_error(status)
+    return grown
+
+
+def _grow_and_retry(
+    fn: Any, args: Tuple[Optional[bytes], ...], space: _Space, status: int
+) -> Tuple[int, Optional[str]]:
+    """After a first status other than OK from ``fn(*args, buf, buf_len, out_len)``: call again
+    with a larger buffer on BUFFER_TOO_SMALL (the library keeps the token cached, so the retry
+    sends no request). The final status and, on OK, the token. On failure the caller raises at
+    once, on this thread (nothing here calls into the library after the failed call)."""
     for _ in range(_MAX_ATTEMPTS):
         if status != Status.BUFFER_TOO_SMALL:
             break
         size, needed = space[1].value, space[2].value + 1
         space = _new_space(needed if needed > size else size * 2)  # renewed meanwhile: longer?
         buf, buf_len, _, out_len_ptr = space
-        if user_id is None:
-            status = findity_get_token(
-                base_url, client_id, client_secret, buf, buf_len, out_len_ptr
-            )
-        else:
-            status = findity_user_token(
-                base_url, client_id, client_secret, user_id, buf, buf_len, out_len_ptr
-            )
+        status = fn(*args, buf, buf_len, out_len_ptr)
     _per_thread.pool.append(space)  # a grown buffer stays this thread's
     if status == Status.OK:
         token: str = space[0][: space[2].value].decode()
-        return token
-    raise_last_error(status)
+        return status, token
+    return status, None
 
 
 def version() -> str:
