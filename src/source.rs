@@ -69,8 +69,24 @@ fn obtained(key: &Key, t: &Token, grant: &str) {
 }
 
 /// Wait before the next attempt, or give up; says so in the log either way.
-fn retry(st: &State, key: &Key, backoff: &mut Backoff, err: Error) -> Result<(), Error> {
-    match backoff.wait(&err) {
+/// Retries of one renewal: the backoff, and the last answer a server gave, which says more than
+/// a final attempt that merely ran out of time.
+struct Attempts {
+    backoff: Backoff,
+    last_answer: Option<Error>,
+}
+
+impl Attempts {
+    fn new(deadline: Instant) -> Attempts {
+        Attempts {
+            backoff: Backoff::new(deadline),
+            last_answer: None,
+        }
+    }
+}
+
+fn retry(st: &State, key: &Key, attempts: &mut Attempts, err: Error) -> Result<(), Error> {
+    match attempts.backoff.wait(&err) {
         Some(waited) => {
             inc(&st.stats.retries);
             log!(
@@ -78,9 +94,25 @@ fn retry(st: &State, key: &Key, backoff: &mut Backoff, err: Error) -> Result<(),
                 "{key}: retried after {} ms: {err}",
                 waited.as_millis()
             );
+            if err.delivery == Delivery::Answered {
+                attempts.last_answer = Some(err);
+            }
             Ok(())
         }
-        None => Err(after_attempts(err, backoff.attempts())),
+        None => {
+            let n = attempts.backoff.attempts();
+            match attempts.last_answer.take() {
+                // The deadline cut the last attempt short: report what the server last said.
+                Some(mut answer) if err.http_status == 0 && n > 1 => {
+                    answer.message = format!(
+                        "{} (after {n} attempts; the last one ran out of timeout_ms)",
+                        answer.message
+                    );
+                    Err(answer)
+                }
+                _ => Err(after_attempts(err, n)),
+            }
+        }
     }
 }
 
@@ -91,7 +123,7 @@ fn organization_token(
     deadline: Instant,
 ) -> Result<Token, Error> {
     let http = st.http()?;
-    let mut backoff = Backoff::new(deadline);
+    let mut attempts = Attempts::new(deadline);
     loop {
         inc(&st.stats.client_credentials);
         match grants::client_credentials(&http, &key.base, &key.client_id, secret, deadline) {
@@ -99,7 +131,7 @@ fn organization_token(
                 obtained(key, &t, "client_credentials");
                 return Ok(t);
             }
-            Err(e) => retry(st, key, &mut backoff, e)?,
+            Err(e) => retry(st, key, &mut attempts, e)?,
         }
     }
 }
@@ -119,7 +151,7 @@ fn user_token(
         ..key.clone()
     };
     let org = st.cache.entry(&org_key, secret.expose());
-    let mut backoff = Backoff::new(deadline);
+    let mut attempts = Attempts::new(deadline);
     let mut org_token_renewed = false;
     loop {
         let org_token = org
@@ -158,7 +190,7 @@ fn user_token(
             }
             Err(e) => e,
         };
-        retry(st, key, &mut backoff, err)?;
+        retry(st, key, &mut attempts, err)?;
     }
 }
 

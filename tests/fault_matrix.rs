@@ -220,7 +220,17 @@ fn fault(q: &str) -> Fault {
     Fault::from_params(q.split('&').map(|kv| kv.split_once('=').unwrap())).unwrap()
 }
 
+/// Every test here relies on the same short timeout_ms (options are process-wide; tests run in
+/// parallel, so each sets it rather than relying on another to have done so).
+fn short_timeout() {
+    assert_eq!(
+        common::set_option("timeout_ms", &TIMEOUT_MS.to_string()),
+        FINDITY_OK
+    );
+}
+
 fn emulator(lifetime: i64) -> Emulator {
+    short_timeout();
     Emulator::start(Config {
         lifetime_secs: lifetime,
         clients: vec![(ID.into(), SECRET.into())],
@@ -401,4 +411,19 @@ fn unknown_user_is_refused_without_poisoning_the_organization() {
     call(&url, Flow::Org, USER).unwrap();
     call(&url, Flow::User, USER).unwrap();
     assert_eq!(emu.stats().client_credentials, 1);
+}
+
+/// A server that answers 502 and then stops answering: the error reports the 502 (what a person
+/// can act on) rather than only the timeout of the last attempt.
+#[test]
+fn last_answer_reported_when_time_runs_out() {
+    let emu = emulator(3600);
+    let url = emu.url();
+    emu.add_fault(fault("endpoint=token&kind=status:502&count=1"));
+    emu.add_fault(fault("endpoint=token&kind=hang&count=0"));
+    let t0 = Instant::now();
+    let (rc, http, msg) = call(&url, Flow::Org, USER).unwrap_err();
+    assert!(t0.elapsed() < Duration::from_millis(TIMEOUT_MS + 1000));
+    assert_eq!((rc, http), (SRV, 502), "{msg}");
+    assert!(msg.contains("ran out of timeout_ms"), "{msg}");
 }
