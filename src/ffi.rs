@@ -165,16 +165,8 @@ pub unsafe extern "C" fn findity_cached_token(
 ) -> u32 {
     boundary(|| {
         let out = OutBuf::new(buf, buf_len, out_len)?;
-        let raw = RawKey {
-            base_url: c_bytes(base_url, "base_url")?,
-            client_id: c_bytes(client_id, "client_id")?,
-            client_secret: c_bytes(client_secret, "client_secret")?,
-            user_id: if user_id.is_null() {
-                None
-            } else {
-                Some(c_bytes(user_id, "user_id")?)
-            },
-        };
+        let user_id = (!user_id.is_null()).then_some(user_id);
+        let raw = raw_key(base_url, client_id, client_secret, user_id)?;
         let st = state();
         if let Some(hit) = st.cache.recent_hit(st, &raw, |t| out.write(t)) {
             return hit;
@@ -408,13 +400,22 @@ unsafe fn token_call(
 ) -> u32 {
     boundary(|| {
         let out = OutBuf::new(buf, buf_len, out_len)?;
-        let raw = RawKey {
-            base_url: c_bytes(base_url, "base_url")?,
-            client_id: c_bytes(client_id, "client_id")?,
-            client_secret: c_bytes(client_secret, "client_secret")?,
-            user_id: user_id.map(|u| c_bytes(u, "user_id")).transpose()?,
-        };
-        token(&raw, out)
+        token(&raw_key(base_url, client_id, client_secret, user_id)?, out)
+    })
+}
+
+/// The caller's key as bytes (NULL checks only; a cache hit needs no more).
+unsafe fn raw_key<'a>(
+    base_url: *const c_char,
+    client_id: *const c_char,
+    client_secret: *const c_char,
+    user_id: Option<*const c_char>,
+) -> Result<RawKey<'a>, Error> {
+    Ok(RawKey {
+        base_url: c_bytes(base_url, "base_url")?,
+        client_id: c_bytes(client_id, "client_id")?,
+        client_secret: c_bytes(client_secret, "client_secret")?,
+        user_id: user_id.map(|u| c_bytes(u, "user_id")).transpose()?,
     })
 }
 
