@@ -17,18 +17,21 @@ gcc $CFLAGS bench/bench_suite.c -L$REL -lfindity -Wl,-rpath,$PWD/$REL -o build/b
 gcc $CFLAGS bench/bench_load.c -ldl -o build/bench/bench_load
 gcc -O2 -shared -fPIC bench/noop.c -o build/bench/libnoop.so
 
-start() { # start a release emulator with extra options; prints its URL
-    local f
+start() { # start VAR [options]: a release emulator; its URL goes to VAR (no subshell, so the
+          # EXIT trap knows every PID)
+    local var=$1 f
+    shift
     f=$(mktemp build/bench/url.XXXXXX)
     $REL/findity-emulator --port 0 --quiet --url-file "$f" --client bench-client:bench-secret-0123456789 "$@" >/dev/null &
     PIDS+=($!)
     for _ in $(seq 100); do [ -s "$f" ] && break; sleep 0.05; done
-    cat "$f"
+    printf -v "$var" '%s' "$(cat "$f")"
+    rm -f "$f"
 }
 PIDS=()
 trap 'kill ${PIDS[*]} 2>/dev/null || true' EXIT
-HTTP=$(start)
-HTTPS=$(start --tls --ca-out build/bench/ca.pem)
+start HTTP
+start HTTPS --tls --ca-out build/bench/ca.pem
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 val() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p"; }

@@ -404,7 +404,9 @@ unsafe fn token_call(
     })
 }
 
-/// The caller's key as bytes (NULL checks only; a cache hit needs no more).
+/// The caller's key as bytes (NULL checks only; a cache hit needs no more). Always inlined: as a
+/// call returning a Result it cost the cache hit 10 ns of its 30 (bench/bench_cache.c).
+#[inline(always)]
 unsafe fn raw_key<'a>(
     base_url: *const c_char,
     client_id: *const c_char,
