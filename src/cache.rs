@@ -381,7 +381,11 @@ impl Cache {
             Freshness::Stale => {
                 st.stats.hit();
                 let served = f(t.access.expose());
-                entry.start_background(st, &mut slot, now);
+                let renewal = entry.start_background(st, &mut slot, now);
+                drop(slot);
+                if let Some(r) = renewal {
+                    r.spawn(st);
+                }
                 Ok(Some(served))
             }
             Freshness::Expired => Ok(None),
@@ -537,7 +541,11 @@ impl Entry {
                     Freshness::Stale => {
                         st.stats.hit();
                         let served = f(t.access.expose());
-                        self.start_background(st, &mut slot, now);
+                        let renewal = self.start_background(st, &mut slot, now);
+                        drop(slot);
+                        if let Some(r) = renewal {
+                            r.spawn(st);
+                        }
                         return Ok(served);
                     }
                     Freshness::Expired => {}
@@ -600,26 +608,65 @@ impl Entry {
         }
     }
 
-    /// Renew while the current token is still served: no caller waits for this.
-    fn start_background(self: &Arc<Self>, st: &'static State, slot: &mut Slot, now: Instant) {
+    /// Mark a background renewal as started (in flight, refresh token taken) while the current
+    /// token is still served; the caller starts its thread once the slot lock is released, so
+    /// nobody waits on the lock while a thread is created.
+    fn start_background(
+        self: &Arc<Self>,
+        st: &'static State,
+        slot: &mut Slot,
+        now: Instant,
+    ) -> Option<Renewal> {
         if slot.in_flight || slot.retry_at.is_some_and(|t| now < t) {
-            return;
+            return None;
         }
         slot.in_flight = true;
-        // Handed over through a cell, so it can be put back if no thread can be started.
-        let handoff = Arc::new(Mutex::new(slot.refresh.take()));
-        let secret = slot.secret.clone();
-        let entry = Arc::clone(self);
-        let deadline = now + st.options().timeout;
-        let left = slot
+        stats::inc(&st.stats.background_refreshes);
+        Some(Renewal {
+            entry: Arc::clone(self),
+            refresh: slot.refresh.take(),
+            secret: slot.secret.clone(),
+            deadline: now + st.options().timeout,
+            left: slot
+                .token
+                .as_ref()
+                .map_or(Duration::ZERO, |t| t.remaining(now)),
+        })
+    }
+
+    /// Drop the access token if it is still `access` (a newer one is left alone).
+    pub fn invalidate_if(&self, access: &Secret) {
+        let mut slot = self.slot.lock();
+        if slot
             .token
             .as_ref()
-            .map_or(Duration::ZERO, |t| t.remaining(now));
-        stats::inc(&st.stats.background_refreshes);
+            .is_some_and(|t| t.access.ct_eq(access.expose()))
+        {
+            slot.set_token(None, &self.version);
+        }
+    }
+}
+
+/// A background renewal marked as started, to be run on a thread of its own.
+struct Renewal {
+    entry: Arc<Entry>,
+    refresh: Option<Secret>,
+    secret: Secret,
+    deadline: Instant,
+    left: Duration,
+}
+
+impl Renewal {
+    fn spawn(self, st: &'static State) {
+        let entry = Arc::clone(&self.entry);
+        // Handed over through a cell, so it can be put back if no thread can be started.
+        let handoff = Arc::new(Mutex::new(self.refresh));
         let theirs = Arc::clone(&handoff);
+        let (secret, deadline, left) = (self.secret, self.deadline, self.left);
         let spawned = std::thread::Builder::new()
             .name("findity-refresh".into())
             .spawn(move || {
+                let entry = self.entry;
                 let flight = Flight {
                     entry: &entry,
                     secret: Some(secret.clone()),
@@ -638,20 +685,9 @@ impl Entry {
             });
         if spawned.is_err() {
             // No thread to spare: a foreground caller renews once the token runs out.
+            let mut slot = entry.slot.lock();
             slot.in_flight = false;
             slot.refresh = handoff.lock().take();
-        }
-    }
-
-    /// Drop the access token if it is still `access` (a newer one is left alone).
-    pub fn invalidate_if(&self, access: &Secret) {
-        let mut slot = self.slot.lock();
-        if slot
-            .token
-            .as_ref()
-            .is_some_and(|t| t.access.ct_eq(access.expose()))
-        {
-            slot.set_token(None, &self.version);
         }
     }
 }
