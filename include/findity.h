@@ -211,6 +211,21 @@ uint32_t findity_cached_token(const char *base_url,
 uint32_t findity_invalidate(const char *base_url, const char *client_id, const char *user_id);
 
 /**
+ * Forget the cached access token for (base_url, client_id, user_id; user_id NULL: the
+ * organization token) only if it is still `token`: the one the API answered 401 to. A newer
+ * token, renewed meanwhile (say, by another thread that got the same 401), is kept, so N
+ * threads reporting the same rejected token cause one renewal. FINDITY_OK either way, also when
+ * nothing was cached. Prefer it to findity_invalidate. Thread-safe; sends no request.
+ *
+ * # Safety
+ * Non-NULL arguments must point to NUL-terminated strings.
+ */
+uint32_t findity_invalidate_token(const char *base_url,
+                                  const char *client_id,
+                                  const char *user_id,
+                                  const char *token);
+
+/**
  * Seconds until the cached access token for (base_url, client_id, user_id) expires (user_id
  * NULL: the organization token), e.g. to print it next to the token or to schedule work. The
  * library renews tokens by itself: callers never need this to stay valid. Sends no request.

@@ -438,6 +438,28 @@ impl Cache {
         }
     }
 
+    /// Forget the access token of one key only if it is still `token` (the API answered 401
+    /// with it): a token renewed meanwhile stays, so one rejected token causes one renewal.
+    pub fn invalidate_token(&self, key: &Key, token: &[u8]) {
+        let entry = self.entries.read().by_key.get(key).cloned();
+        if let Some(e) = entry {
+            let dropped = {
+                let mut slot = e.slot.lock();
+                let same = slot
+                    .token
+                    .as_ref()
+                    .is_some_and(|t| t.access.ct_eq_bytes(token));
+                if same {
+                    slot.set_token(None, &e.version);
+                }
+                same
+            };
+            if dropped {
+                log!(Info, "{key}: invalidated by the caller (rejected token)");
+            }
+        }
+    }
+
     /// Time left before the cached access token of `key` expires, if one is cached.
     pub fn expires_in(&self, key: &Key) -> Option<Duration> {
         let entries = self.entries.read();
