@@ -63,6 +63,8 @@ fn ptr(s: &CString, null: bool) -> *const c_char {
     }
 }
 
+unsafe extern "C" fn sink(_level: u32, _msg: *const std::ffi::c_char, _: *mut std::ffi::c_void) {}
+
 /// The C argument layer: arbitrary bytes as C strings (NULL, empty, invalid UTF-8, embedded
 /// NULs, control characters) and arbitrary buffer sizes, through every exported function. Never
 /// a panic or crash; outputs stay inside the buffer; the status is one of the documented codes.
@@ -131,7 +133,11 @@ pub fn ffi_args(data: &[u8]) {
         )));
         // Options: names and values from the input (unknown ones must be refused cleanly).
         // timeout_ms is kept at 1 so no iteration waits.
-        if !p[4].as_bytes().starts_with(b"timeout") && !p[4].as_bytes().starts_with(b"ca_file") {
+        // shared_cache is left alone too: a fuzzed path would create directories.
+        if !p[4].as_bytes().starts_with(b"timeout")
+            && !p[4].as_bytes().starts_with(b"ca_file")
+            && !p[4].as_bytes().starts_with(b"shared")
+        {
             let rc = findity_set_option(ptr(&p[4], false), ptr(&p[5], flags & 4 != 0));
             assert!(codes.contains(&rc));
             if rc == FINDITY_OK {
@@ -151,6 +157,72 @@ pub fn ffi_args(data: &[u8]) {
             "last_error wrote past buf_len"
         );
         let _ = findity_last_http_status();
+        // The cache-only lookups and the conditional invalidation, with the same hostile keys.
+        let mut cbuf = vec![canary; size + 16];
+        let rc = findity_cached_token(
+            ptr(&base, flags & 2 != 0),
+            ptr(&p[1], flags & 4 != 0),
+            ptr(&p[2], flags & 8 != 0),
+            ptr(&p[3], flags & 16 != 0),
+            if flags & 32 != 0 {
+                std::ptr::null_mut()
+            } else {
+                cbuf.as_mut_ptr().cast()
+            },
+            size,
+            &mut out_len,
+        );
+        assert!(
+            (FINDITY_OK..=FINDITY_ERR_NOT_CACHED).contains(&rc),
+            "cached_token status {rc}"
+        );
+        assert!(
+            cbuf[size..].iter().all(|b| *b == canary),
+            "cached_token wrote past buf_len"
+        );
+        let mut secs = u64::MAX;
+        let rc = findity_token_expires_in(
+            ptr(&base, flags & 2 != 0),
+            ptr(&p[1], flags & 4 != 0),
+            ptr(&p[3], flags & 16 != 0),
+            if flags & 32 != 0 {
+                std::ptr::null_mut()
+            } else {
+                &mut secs
+            },
+        );
+        assert!(codes.contains(&rc), "expires_in status {rc}");
+        assert!(
+            codes.contains(&findity_invalidate_token(
+                ptr(&base, flags & 2 != 0),
+                ptr(&p[1], false),
+                ptr(&p[3], flags & 16 != 0),
+                ptr(&p[2], flags & 8 != 0),
+            )),
+            "invalidate_token"
+        );
+        // Stats into a buffer of an arbitrary size: only whole u64 fields, never past out_size.
+        let mut sbuf = vec![canary; size + 16];
+        let rc = findity_stats(
+            if flags & 32 != 0 {
+                std::ptr::null_mut()
+            } else {
+                sbuf.as_mut_ptr().cast()
+            },
+            size,
+        );
+        assert!(codes.contains(&rc), "stats status {rc}");
+        assert!(
+            sbuf[size..].iter().all(|b| *b == canary),
+            "stats wrote past out_size"
+        );
+        let v = std::ffi::CStr::from_ptr(findity_version());
+        assert!(!v.to_bytes().is_empty());
+        if flags & 0x80 != 0 {
+            // Installing and removing the log callback while calls run elsewhere.
+            findity_set_log_callback(Some(sink), std::ptr::null_mut());
+            findity_set_log_callback(None, std::ptr::null_mut());
+        }
         if flags == 0xff {
             findity_clear_cache();
         }

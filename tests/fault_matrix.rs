@@ -28,6 +28,8 @@ enum Flow {
 #[derive(Clone, Copy, Debug)]
 enum Want {
     Ok,
+    /// A token, but only after waiting at least this many ms (a Retry-After honoured).
+    OkAfter(u64),
     Err(u32, &'static str),
 }
 
@@ -69,7 +71,7 @@ fn scenarios() -> Vec<Scenario> {
         add(
             "429 with Retry-After (honoured)",
             "kind=429&retry_after=1&count=1",
-            Want::Ok,
+            Want::OkAfter(1000),
         );
         add(
             "429 without Retry-After",
@@ -260,6 +262,10 @@ fn run(s: &Scenario) -> Vec<String> {
     check(took < limit, format!("took {took:?}"));
     match (s.want, &got) {
         (Want::Ok, Ok(_)) => {}
+        (Want::OkAfter(ms), Ok(_)) => check(
+            took >= Duration::from_millis(ms),
+            format!("answered after {took:?}: Retry-After {ms} ms not honoured"),
+        ),
         (Want::Err(status, text), Err((rc, _, msg))) => {
             check(*rc == status, format!("status {rc}, want {status}: {msg}"));
             check(msg.contains(text), format!("message lacks {text:?}: {msg}"));
@@ -364,12 +370,36 @@ fn fault_matrix() {
     eprintln!("fault matrix: {} scenarios passed", all.len());
 }
 
+/// A loopback port bound (so no one else gets it) but not listening (so connects are refused).
+fn refusing_port() -> (std::os::fd::OwnedFd, u16) {
+    use std::os::fd::FromRawFd;
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(libc::bind(fd, (&addr as *const libc::sockaddr_in).cast(), len), 0);
+        let mut got: libc::sockaddr_in = std::mem::zeroed();
+        let mut got_len = len;
+        assert_eq!(
+            libc::getsockname(fd, (&mut got as *mut libc::sockaddr_in).cast(), &mut got_len),
+            0
+        );
+        (owned, u16::from_be(got.sin_port))
+    }
+}
+
 #[test]
 fn connection_refused_both_flows() {
+    // A port bound but never listened on refuses connections, and nobody else can take it over
+    // while we hold it (a freed emulator port could be reused by a parallel test's emulator).
+    short_timeout();
+    let (_socket, port) = refusing_port();
+    let url = format!("http://127.0.0.1:{port}");
     for flow in [Flow::Org, Flow::User] {
-        let emu = emulator(3600);
-        let url = emu.url();
-        emu.shutdown();
         let t0 = Instant::now();
         let got = call(&url, flow, USER);
         assert!(t0.elapsed() < Duration::from_millis(TIMEOUT_MS + 1000));

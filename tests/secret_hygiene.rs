@@ -1,14 +1,16 @@
 //! A hostile server that echoes everything it receives (form bodies and the Authorization
-//! header) into its error answers: no last-error message may contain the client secret, a
-//! refresh token, an access token or an authorization code.
+//! header) into its error answers: no last-error message and no log line (debug level, through
+//! the log callback, written anywhere in this process) may contain the client secret, a refresh
+//! token, an access token or an authorization code, raw or encoded.
 
 mod common;
 
 use findity::ffi::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::ffi::{c_char, c_void, CStr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Once};
 
 const SECRET: &str = "client-secret-7f3a9c";
 const ACCESS: &str = "ACCESS-TOKEN-b81e44";
@@ -79,7 +81,39 @@ fn token_json() -> String {
     serde_json::json!({"access_token": ACCESS, "token_type": "Bearer", "expires_in": 3600, "refresh_token": REFRESH}).to_string()
 }
 
+static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+unsafe extern "C" fn collect(_level: u32, msg: *const c_char, _: *mut c_void) {
+    let line = CStr::from_ptr(msg).to_string_lossy().into_owned();
+    LINES.lock().unwrap().push(line);
+}
+
+/// Every log line of this process, at debug level, from the first call on.
+fn capture_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        unsafe { findity_set_log_callback(Some(collect), std::ptr::null_mut()) };
+        assert_eq!(common::set_option("log_level", "debug"), FINDITY_OK);
+    });
+}
+
+/// No log line so far holds a secret in any form; and the library did log (the refusals).
+fn assert_logs_clean() {
+    let lines = LINES.lock().unwrap();
+    assert!(!lines.is_empty(), "nothing was logged");
+    for line in lines.iter() {
+        for s in [SECRET, ACCESS, REFRESH, CODE] {
+            let encoded: String = url::form_urlencoded::byte_serialize(s.as_bytes()).collect();
+            assert!(
+                !line.contains(s) && !line.contains(&encoded),
+                "log line leaks {s}: {line}"
+            );
+        }
+    }
+}
+
 fn get(url: &str, user: Option<&str>) -> (u32, String) {
+    capture_logs();
     match common::token(url, "client-1", SECRET, user) {
         Ok(_) => (FINDITY_OK, String::new()),
         Err((rc, _, msg)) => (rc, msg),
@@ -115,6 +149,7 @@ fn refused_refresh_and_client_credentials_echoing_secrets() {
     let (rc, msg) = get(&url, None);
     assert_eq!(rc, FINDITY_ERR_AUTH, "{msg}");
     assert_clean(&msg);
+    assert_logs_clean();
 }
 
 #[test]
@@ -145,6 +180,7 @@ fn authorization_grant_and_code_exchange_echoing_secrets() {
     let (rc, msg) = get(&url, Some("employee-2"));
     assert_eq!(rc, FINDITY_ERR_AUTH, "{msg}");
     assert_clean(&msg);
+    assert_logs_clean();
 }
 
 #[test]
@@ -154,4 +190,5 @@ fn html_error_page_echoing_the_secret() {
     assert_eq!(rc, FINDITY_ERR_AUTH, "{msg}");
     assert!(!msg.contains(SECRET), "{msg}");
     assert!(msg.contains("HTML page"), "{msg}");
+    assert_logs_clean();
 }

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""make mutants: apply each hand-picked mutation (tests/mutants/mutations.toml) to a scratch
+copy of the tree and run the test suites against it until one fails (caught) or all pass
+(survived). Not part of `make test`. Writes the score into TESTING.md between markers.
+
+    python3 scripts/mutants.py [--only ID[,ID...]] [--suites rust,c,...] [--no-write]
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+import tomllib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRATCH = os.path.join(ROOT, "build", "mutants", "tree")
+SUITES = {
+    "rust": ["cargo", "test", "--workspace", "-q"],
+    "c": ["make", "-s", "test-c"],
+    "c-valgrind": ["make", "-s", "test-c-valgrind"],
+    "python": ["make", "-s", "test-python"],
+    "csharp": ["make", "-s", "test-csharp"],
+}
+ORDER = ["rust", "c", "python", "csharp", "c-valgrind"]
+SUITE_TIMEOUT = 900  # a hang is a catch too, but not a fast one
+BEGIN, END = "<!-- mutants:begin -->", "<!-- mutants:end -->"
+
+
+def sync_scratch():
+    """Scratch copy of the work tree; its target/ and build/ survive, so rebuilds are incremental."""
+    os.makedirs(SCRATCH, exist_ok=True)
+    subprocess.run(
+        ["rsync", "-a", "--delete", "--exclude=/target", "--exclude=/build", "--exclude=/.git",
+         "--exclude=/fuzz/target", ROOT + "/", SCRATCH + "/"],
+        check=True,
+    )
+
+
+def apply(m):
+    path = os.path.join(SCRATCH, m["file"])
+    text = open(path, encoding="utf-8").read()
+    n = text.count(m["find"])
+    if n != 1:
+        raise SystemExit(f"mutation {m['id']}: `find` occurs {n} times in {m['file']} (must be 1): update mutations.toml")
+    open(path, "w", encoding="utf-8").write(text.replace(m["find"], m["replace"]))
+
+
+def run_suite(name, log):
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run(SUITES[name], cwd=SCRATCH, stdout=log, stderr=subprocess.STDOUT,
+                           timeout=SUITE_TIMEOUT)
+        ok = r.returncode == 0
+        how = "passed" if ok else f"failed (exit {r.returncode})"
+    except subprocess.TimeoutExpired:
+        ok, how = False, f"timed out after {SUITE_TIMEOUT} s"
+    return ok, how, time.monotonic() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default="")
+    ap.add_argument("--suites", default=",".join(ORDER))
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    with open(os.path.join(ROOT, "tests", "mutants", "mutations.toml"), "rb") as f:
+        mutations = tomllib.load(f)["mutation"]
+    only = {x for x in args.only.split(",") if x}
+    allowed = [s for s in args.suites.split(",") if s]
+    if only:
+        mutations = [m for m in mutations if m["id"] in only]
+    logdir = os.path.join(ROOT, "build", "mutants", "logs")
+    os.makedirs(logdir, exist_ok=True)
+    rows, survived = [], []
+    t_all = time.monotonic()
+    for m in mutations:
+        sync_scratch()
+        apply(m)
+        order = [s for s in m.get("suites", []) if s in allowed]
+        order += [s for s in ORDER if s in allowed and s not in order]
+        caught_by, tried = None, []
+        with open(os.path.join(logdir, m["id"] + ".log"), "w") as log:
+            for s in order:
+                ok, how, secs = run_suite(s, log)
+                tried.append(f"{s} {how} ({secs:.0f} s)")
+                print(f"  {m['id']}: {s} {how} ({secs:.0f} s)", flush=True)
+                if not ok:
+                    caught_by = s
+                    break
+        verdict = f"caught by {caught_by}" if caught_by else "SURVIVED"
+        if not caught_by:
+            survived.append(m["id"])
+        print(f"{m['id']}: {verdict}", flush=True)
+        rows.append((m["id"], m["guarantee"], verdict, "; ".join(tried)))
+    sync_scratch()  # leave the scratch copy unmutated
+    total = time.monotonic() - t_all
+    caught = len(rows) - len(survived)
+    summary = f"{caught} of {len(rows)} mutations caught, {len(survived)} survived ({total / 60:.1f} min)"
+    print(summary)
+    table = [BEGIN, "", f"Last run: `make mutants` on {time.strftime('%Y-%m-%d')}: **{summary}**.", "",
+             "| mutation | guarantee | result | suites run |", "| --- | --- | --- | --- |"]
+    table += [f"| `{i}` | {g} | {v} | {t} |" for i, g, v, t in rows]
+    table += ["", END]
+    if not args.no_write and not only:
+        path = os.path.join(ROOT, "TESTING.md")
+        text = open(path, encoding="utf-8").read()
+        a, b = text.index(BEGIN), text.index(END) + len(END)
+        open(path, "w", encoding="utf-8").write(text[:a] + "\n".join(table) + text[b:])
+    else:
+        print("\n".join(table))
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
