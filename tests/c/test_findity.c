@@ -690,6 +690,45 @@ static void test_fork(void) {
     emu_stop(&e);
 }
 
+/* findity_invalidate_token drops the cached token only if it is still the rejected one: N threads
+ * reporting a 401 for the same token cause one renewal, and a 401 for an old token leaves the
+ * fresh one alone. */
+typedef struct {
+    const emu_t *e;
+    const char *rejected;
+} reject_t;
+
+static void *reject_thread(void *p) {
+    reject_t *r = p;
+    char t[TOKEN_MAX];
+    findity_invalidate_token(r->e->url, CLIENT, NULL, r->rejected);
+    org(r->e, t);
+    return NULL;
+}
+
+static void test_invalidate_token(void) {
+    emu_t e;
+    start(&e, NULL, NULL);
+    char a[TOKEN_MAX], b[TOKEN_MAX], c[TOKEN_MAX];
+    CHECK(org(&e, a) == FINDITY_OK, "%s", last_error());
+    enum { N = 16 };
+    pthread_t th[N];
+    reject_t r = {.e = &e, .rejected = a};
+    for (int i = 0; i < N; i++) pthread_create(&th[i], NULL, reject_thread, &r);
+    for (int i = 0; i < N; i++) pthread_join(th[i], NULL);
+    CHECK(org(&e, b) == FINDITY_OK && strcmp(a, b) != 0, "renewed: %s", last_error());
+    CHECK(emu_stat(&e, "client_credentials") + emu_stat(&e, "refresh_token") == 2,
+          "%d threads with the same 401: one renewal (%ld requests)", N,
+          emu_stat(&e, "client_credentials") + emu_stat(&e, "refresh_token"));
+    CHECK(findity_invalidate_token(e.url, CLIENT, NULL, a) == FINDITY_OK, "old token: OK");
+    CHECK(org(&e, c) == FINDITY_OK && strcmp(b, c) == 0, "an old token's 401 keeps the fresh one");
+    CHECK(findity_invalidate_token(e.url, CLIENT, NULL, c) == FINDITY_OK && org(&e, c) == FINDITY_OK &&
+              strcmp(b, c) != 0, "the current token's 401 drops it (snapshot included)");
+    CHECK(findity_invalidate_token(e.url, CLIENT, NULL, NULL) == FINDITY_ERR_INVALID_ARGUMENT, "NULL token");
+    CHECK(findity_invalidate_token(e.url, CLIENT, "nobody", "x") == FINDITY_OK, "nothing cached: OK");
+    emu_stop(&e);
+}
+
 static void test_clear_cache(void) {
     emu_t e;
     start(&e, NULL, NULL);
@@ -931,6 +970,7 @@ int main(int argc, char **argv) {
         {"valid_token_survives_outage", test_valid_token_survives_outage},
         {"tls_with_ca_file", test_tls_with_ca_file},
         {"fork", test_fork},
+        {"invalidate_token", test_invalidate_token},
         {"clear_cache", test_clear_cache},
         {"stats", test_stats},
         {"log_callback", test_log_callback},
