@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::faults::{fault_action, Action, Endpoint, Fault, FaultKind, Grant};
+use crate::faults::{fault_action, lost_answer, Action, Endpoint, Fault, FaultKind, Grant};
 use crate::http::{parse_form, Request, Response};
 use crate::state::{InFlight, Shared, State};
 
@@ -251,27 +251,53 @@ impl Form {
 /// A handler's result and the grant name for the log line.
 pub(crate) type Handled = (Action, Option<&'static str>);
 
-/// Applies a fault if one matches; on `Err` the caller answers with it.
-/// `Ok` carries the raw `expires_in` override of `expires_in:RAW`.
+/// Applies a pre-processing fault if one matches; on `Err` the caller
+/// answers with it. `Ok` carries the raw `expires_in` override of `expires_in:RAW`.
 fn apply_fault(
     shared: &Shared,
-    fault: Option<Fault>,
+    fault: Option<&Fault>,
     endpoint: Endpoint,
 ) -> Result<Option<String>, Action> {
     let Some(f) = fault else {
         return Ok(None);
     };
-    if let Some(action) = fault_action(&f, endpoint) {
+    if let Some(action) = fault_action(f, endpoint) {
         return Err(action);
     }
-    match f.kind {
+    match &f.kind {
         FaultKind::Delay(ms) => {
-            shared.sleep(Duration::from_millis(ms));
+            shared.sleep(Duration::from_millis(*ms));
             Ok(None)
         }
-        FaultKind::ExpiresIn(raw) => Ok(Some(raw)),
+        FaultKind::ExpiresIn(raw) => Ok(Some(raw.clone())),
         _ => Ok(None),
     }
+}
+
+/// The configured latency, except before a hang (nothing is answered).
+fn latency_unless_hang(shared: &Shared, fault: Option<&Fault>) {
+    if !fault.is_some_and(|f| matches!(f.kind, FaultKind::Hang | FaultKind::ConsumeHang)) {
+        shared.latency();
+    }
+}
+
+/// The fault's answer, or the processed request's answer unless a
+/// `consume:*` fault loses it. `process` gets the `expires_in:RAW` override.
+fn answer(
+    shared: &Shared,
+    fault: Option<Fault>,
+    endpoint: Endpoint,
+    process: impl FnOnce(Option<&str>) -> Response,
+) -> Action {
+    let raw_expires_in = match apply_fault(shared, fault.as_ref(), endpoint) {
+        Ok(raw) => raw,
+        Err(action) => return action,
+    };
+    let resp = process(raw_expires_in.as_deref());
+    fault
+        .as_ref()
+        .and_then(lost_answer)
+        .unwrap_or(Action::Respond(resp))
 }
 
 fn grant_name(g: Option<Grant>, raw: Option<&str>) -> Option<&'static str> {
@@ -282,6 +308,32 @@ fn grant_name(g: Option<Grant>, raw: Option<&str>) -> Option<&'static str> {
         (None, Some(_)) => Some("unsupported"),
         (None, None) => None,
     }
+}
+
+/// Counts a presentation of an already used refresh token or code. Done on
+/// arrival, before any fault, so every presentation counts whatever
+/// happens to the request. True if counted (the grant must not count again).
+fn count_reuse(st: &mut State, grant: Option<Grant>, form: &Form) -> bool {
+    let used = match grant {
+        Some(Grant::RefreshToken) => form.one("refresh_token").ok().flatten().is_some_and(|rt| {
+            st.store
+                .refresh
+                .get(rt)
+                .is_some_and(|t| t.state == RefreshState::Used)
+        }),
+        Some(Grant::AuthorizationCode) => form
+            .one("code")
+            .ok()
+            .flatten()
+            .is_some_and(|c| st.store.codes.get(c).is_some_and(|c| c.used)),
+        _ => false,
+    };
+    match grant {
+        Some(Grant::RefreshToken) if used => st.stats.refresh_reuse += 1,
+        Some(Grant::AuthorizationCode) if used => st.stats.code_reuse += 1,
+        _ => {}
+    }
+    used
 }
 
 /// `POST /api/oauth/token`
@@ -298,7 +350,7 @@ pub(crate) fn token(shared: &Shared, req: &Request) -> Handled {
         .and_then(|f| f.one("grant_type").ok().flatten().map(str::to_string));
     let grant: Option<Grant> = raw_grant.as_deref().and_then(|g| g.parse().ok());
     let name = grant_name(grant, raw_grant.as_deref());
-    {
+    let reuse_counted = {
         let mut st = shared.lock();
         match grant {
             Some(Grant::ClientCredentials) => st.stats.client_credentials += 1,
@@ -306,31 +358,25 @@ pub(crate) fn token(shared: &Shared, req: &Request) -> Handled {
             Some(Grant::AuthorizationCode) => st.stats.authorization_code += 1,
             None => {}
         }
-    }
+        form.as_ref().is_ok_and(|f| count_reuse(&mut st, grant, f))
+    };
     let fault = shared.take_fault(Endpoint::Token, grant);
-    if !matches!(
-        fault,
-        Some(Fault {
-            kind: FaultKind::Hang,
-            ..
-        })
-    ) {
-        shared.latency();
-    }
-    let raw_expires_in = match apply_fault(shared, fault, Endpoint::Token) {
-        Ok(raw) => raw,
-        Err(action) => return (action, name),
-    };
-    let resp = match form.and_then(|f| token_grant(shared, &f, raw_expires_in.as_deref())) {
+    latency_unless_hang(shared, fault.as_ref());
+    let action = answer(shared, fault, Endpoint::Token, |raw_expires_in| match form
+        .and_then(|f| token_grant(shared, &f, raw_expires_in, reuse_counted))
+    {
         Ok(r) | Err(r) => r,
-    };
-    (Action::Respond(resp), name)
+    });
+    (action, name)
 }
 
+/// Processes a token request. `reuse_counted`: [`count_reuse`] already
+/// counted this presentation of a used token or code.
 fn token_grant(
     shared: &Shared,
     form: &Form,
     raw_expires_in: Option<&str>,
+    reuse_counted: bool,
 ) -> Result<Response, Response> {
     let grant_type = form
         .one("grant_type")?
@@ -374,7 +420,10 @@ fn token_grant(
             };
             match entry.state {
                 RefreshState::Used => {
-                    st.stats.refresh_reuse += 1;
+                    // Used by a concurrent request after this one arrived.
+                    if !reuse_counted {
+                        st.stats.refresh_reuse += 1;
+                    }
                     return Err(bad());
                 }
                 RefreshState::Revoked => return Err(bad()),
@@ -398,7 +447,9 @@ fn token_grant(
             };
             let entry = st.store.codes.get_mut(code).ok_or_else(bad)?;
             if entry.used {
-                st.stats.code_reuse += 1;
+                if !reuse_counted {
+                    st.stats.code_reuse += 1;
+                }
                 return Err(bad());
             }
             if Instant::now() >= entry.expires_at {
@@ -455,22 +506,13 @@ pub(crate) fn authorization_grant(shared: &Shared, req: &Request) -> Handled {
     }
     let _flight = InFlight::enter(shared);
     let fault = shared.take_fault(Endpoint::Grant, None);
-    if !matches!(
-        fault,
-        Some(Fault {
-            kind: FaultKind::Hang,
-            ..
-        })
-    ) {
-        shared.latency();
-    }
-    if let Err(action) = apply_fault(shared, fault, Endpoint::Grant) {
-        return (action, None);
-    }
-    let resp = match grant_code(shared, req) {
-        Ok(r) | Err(r) => r,
-    };
-    (Action::Respond(resp), None)
+    latency_unless_hang(shared, fault.as_ref());
+    let action = answer(shared, fault, Endpoint::Grant, |_| {
+        match grant_code(shared, req) {
+            Ok(r) | Err(r) => r,
+        }
+    });
+    (action, None)
 }
 
 fn grant_code(shared: &Shared, req: &Request) -> Result<Response, Response> {
@@ -520,19 +562,17 @@ fn grant_code(shared: &Shared, req: &Request) -> Result<Response, Response> {
 pub(crate) fn resource(shared: &Shared, req: &Request) -> Handled {
     shared.lock().stats.api_requests += 1;
     let fault = shared.take_fault(Endpoint::Api, None);
-    if let Err(action) = apply_fault(shared, fault, Endpoint::Api) {
-        return (action, None);
-    }
-    let st = shared.lock();
-    let resp = match st.store.check_access(req.bearer()) {
-        Ok(subject) => Response::json_value(
-            200,
-            &serde_json::json!({"subject": subject.label(), "path": req.path}),
-        ),
-        Err(_) => Response::json(401, r#"{"error":"invalid_token"}"#)
-            .header("WWW-Authenticate", r#"Bearer error="invalid_token""#),
-    };
-    (Action::Respond(resp), None)
+    let action = answer(shared, fault, Endpoint::Api, |_| {
+        match shared.lock().store.check_access(req.bearer()) {
+            Ok(subject) => Response::json_value(
+                200,
+                &serde_json::json!({"subject": subject.label(), "path": req.path}),
+            ),
+            Err(_) => Response::json(401, r#"{"error":"invalid_token"}"#)
+                .header("WWW-Authenticate", r#"Bearer error="invalid_token""#),
+        }
+    });
+    (action, None)
 }
 
 /// `/_emulator/redirect-target`: where the `redirect` fault points. Answers

@@ -987,3 +987,167 @@ fn binary_prints_url_and_exits_on_stdin_close() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Sends a form and reads until the server closes, resets or goes quiet
+/// for `wait`; returns what arrived.
+fn send_expecting_no_answer(
+    addr: SocketAddr,
+    path: &str,
+    pairs: &[(&str, &str)],
+    wait: Duration,
+) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    s.write_all(&raw_request("POST", path, &[FORM], &form(pairs)))
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    got
+}
+
+fn refresh_pairs(rt: &str) -> [(&str, &str); 3] {
+    [
+        ("grant_type", "refresh_token"),
+        ("client_id", ID),
+        ("refresh_token", rt),
+    ]
+}
+
+#[test]
+fn consume_faults_use_up_the_grant() {
+    let emu = start();
+    let a = emu.addr();
+    let short = Duration::from_millis(300);
+    for kind in ["consume:reset", "consume:close", "consume:hang"] {
+        let rt = client_credentials(a).s("refresh_token");
+        emu.add_fault(
+            Fault::parse("token", kind, 1)
+                .unwrap()
+                .grant(Grant::RefreshToken),
+        );
+        let before = emu.stats().issued_for("org:demo-client");
+        let got = send_expecting_no_answer(a, "/api/oauth/token", &refresh_pairs(&rt), short);
+        assert!(
+            got.len() < 40,
+            "{kind}: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        // Processed: the token is used and a new pair was issued.
+        assert_eq!(
+            emu.stats().issued_for("org:demo-client"),
+            before + 1,
+            "{kind}"
+        );
+        let r = refresh(a, &rt);
+        assert_eq!(
+            (r.status, r.s("error")),
+            (400, "invalid_grant".into()),
+            "{kind}"
+        );
+    }
+    assert_eq!(emu.stats().refresh_reuse, 3);
+
+    // consume:status on a code exchange: 502 server_error, the code is used.
+    let org = client_credentials(a).s("access_token");
+    let code = grant(a, &org, "alice").s("code");
+    emu.add_fault(
+        Fault::parse("token", "consume:status:502", 1)
+            .unwrap()
+            .retry_after(3),
+    );
+    let r = exchange(a, &code);
+    assert_eq!((r.status, r.s("error")), (502, "server_error".into()));
+    assert_eq!(r.header("retry-after"), Some("3"));
+    assert_eq!(emu.stats().issued_for("user:alice"), 1);
+    assert_eq!(exchange(a, &code).status, 400);
+    assert_eq!(emu.stats().code_reuse, 1);
+
+    // A failing grant under consume:* still loses its answer; nothing else is used up or double counted.
+    let used = client_credentials(a).s("refresh_token");
+    assert_eq!(refresh(a, &used).status, 200);
+    let before = emu.stats();
+    emu.add_fault(Fault::parse("token", "consume:status:503", 1).unwrap());
+    let r = refresh(a, &used);
+    assert_eq!((r.status, r.s("error")), (503, "server_error".into()));
+    let s = emu.stats();
+    assert_eq!(s.refresh_reuse, before.refresh_reuse + 1);
+    assert_eq!(
+        s.issued_for("org:demo-client"),
+        before.issued_for("org:demo-client")
+    );
+
+    // On the authorization-grant endpoint (here refused for want of a bearer token, then lost).
+    emu.add_fault(Fault::parse("grant", "consume:close", 1).unwrap());
+    let got = send_expecting_no_answer(
+        a,
+        "/api/oauth/authorization-grant",
+        &[("user_id", "alice")],
+        short,
+    );
+    assert!(got.is_empty());
+    emu.add_fault(Fault::parse("grant", "consume:status:500", 1).unwrap());
+    assert_eq!(grant(a, &org, "alice").status, 500);
+    assert_eq!(grant(a, &org, "alice").status, 200);
+
+    // Through the control API too.
+    let r = request(
+        a,
+        "POST",
+        "/_emulator/fault?kind=consume:status:502&count=2",
+        &[],
+        "",
+    );
+    assert_eq!(r.json()["fault"]["kind"], "consume:status:502");
+    assert_eq!(
+        request(
+            a,
+            "POST",
+            "/_emulator/fault?kind=consume:status:200",
+            &[],
+            ""
+        )
+        .status,
+        400
+    );
+}
+
+#[test]
+fn reuse_is_counted_whatever_fault_hits_the_request() {
+    let emu = start();
+    let a = emu.addr();
+    let rt = client_credentials(a).s("refresh_token");
+    assert_eq!(refresh(a, &rt).status, 200);
+    for (kind, status) in [("status:503", 503), ("429", 429)] {
+        add(&emu, kind);
+        assert_eq!(refresh(a, &rt).status, status);
+    }
+    for kind in ["reset", "close", "hang"] {
+        add(&emu, kind);
+        let got = send_expecting_no_answer(
+            a,
+            "/api/oauth/token",
+            &refresh_pairs(&rt),
+            Duration::from_millis(200),
+        );
+        assert!(got.len() < 40, "{kind}");
+    }
+    assert_eq!(emu.stats().refresh_reuse, 5);
+    // Without a fault: counted once, not twice.
+    assert_eq!(refresh(a, &rt).status, 400);
+    assert_eq!(emu.stats().refresh_reuse, 6);
+
+    let org = client_credentials(a).s("access_token");
+    let code = grant(a, &org, "alice").s("code");
+    assert_eq!(exchange(a, &code).status, 200);
+    add(&emu, "reset");
+    send_expecting_no_answer(
+        a,
+        "/api/oauth/token",
+        &[("grant_type", "authorization_code"), ("code", &code)],
+        Duration::from_millis(200),
+    );
+    add(&emu, "status:500");
+    assert_eq!(exchange(a, &code).status, 500);
+    assert_eq!(exchange(a, &code).status, 400);
+    assert_eq!(emu.stats().code_reuse, 3);
+}
