@@ -127,6 +127,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<CliCommand,
                 | "--latency-ms"
                 | "--client"
                 | "--user"
+                | "--unknown-users"
                 | "--url-file"
         );
         let value = if takes_value {
@@ -162,6 +163,13 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<CliCommand,
                     return Err("--user: empty id".into());
                 }
                 cfg.users.push(value)
+            }
+            "--unknown-users" => {
+                let ids = crate::control::split_ids(&value);
+                if ids.is_empty() {
+                    return Err("--unknown-users: no id".into());
+                }
+                cfg.unknown_users.extend(ids)
             }
             "--no-refresh-token" | "--no-refresh-tokens" => cfg.refresh_tokens = false,
             "--url-file" => url_file = Some(PathBuf::from(value)),
@@ -205,6 +213,9 @@ mod tests {
             "x:y",
             "--user",
             "u1",
+            "--unknown-users",
+            "x1,x2",
+            "--unknown-users=x3",
             "--lifetime",
             "-5",
             "--tls",
@@ -220,6 +231,7 @@ mod tests {
             vec![("a".into(), "b:c".into()), ("x".into(), "y".into())]
         );
         assert_eq!(o.config.users, vec!["u1".to_string()]);
+        assert_eq!(o.config.unknown_users, ["x1", "x2", "x3"]);
         assert_eq!(o.config.lifetime_secs, -5);
         assert!(o.config.tls && o.config.quiet && !o.config.refresh_tokens);
         let d = run(&[]).unwrap();

@@ -60,8 +60,11 @@ pub struct Config {
     /// `(client_id, client_secret)` pairs; empty means the default client
     /// `demo-client:demo-secret`.
     pub clients: Vec<(String, String)>,
-    /// Known user ids; empty means every id except those starting with `unknown`.
+    /// Known user ids; empty means every id is known (unless in `unknown_users`).
     pub users: Vec<String>,
+    /// User ids the authorization grant refuses with `USER_NOT_FOUND`
+    /// (also settable at run time). Default: none.
+    pub unknown_users: Vec<String>,
     /// Issue refresh tokens (default true).
     pub refresh_tokens: bool,
     /// Leave `expires_in` out of token answers.
@@ -81,6 +84,7 @@ impl Default for Config {
             latency_ms: 0,
             clients: vec![(DEFAULT_CLIENT_ID.into(), DEFAULT_CLIENT_SECRET.into())],
             users: Vec::new(),
+            unknown_users: Vec::new(),
             refresh_tokens: true,
             omit_expires_in: false,
             quiet: false,
@@ -225,6 +229,11 @@ impl Emulator {
     /// Whether token answers leave out `expires_in`.
     pub fn set_omit_expires_in(&self, on: bool) {
         self.shared.lock().runtime.omit_expires_in = on;
+    }
+
+    /// User ids refused as unknown from now on (replaces the list).
+    pub fn set_unknown_users(&self, ids: Vec<String>) {
+        self.shared.lock().runtime.unknown_users = ids;
     }
 
     /// Revokes all outstanding refresh and/or access tokens.

@@ -222,16 +222,22 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 struct Form(Vec<(String, String)>);
 
 impl Form {
-    /// Parses the body as `application/x-www-form-urlencoded`.
+    /// Parses the body as `application/x-www-form-urlencoded`, which the
+    /// Content-Type must say (Findity's examples always send it).
     fn parse(req: &Request) -> Result<Form, Response> {
-        if let Some(ct) = req.header("content-type") {
-            let mime = ct.split(';').next().unwrap_or("").trim();
-            if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-                return Err(invalid_request(
-                    "Content-Type must be application/x-www-form-urlencoded",
-                ));
-            }
+        let mime = req
+            .header("content-type")
+            .map(|ct| ct.split(';').next().unwrap_or("").trim());
+        if !mime.is_some_and(|m| m.eq_ignore_ascii_case("application/x-www-form-urlencoded")) {
+            return Err(invalid_request(
+                "Content-Type must be application/x-www-form-urlencoded",
+            ));
         }
+        Form::parse_body(req)
+    }
+
+    /// Parses the body whatever the Content-Type says.
+    fn parse_body(req: &Request) -> Result<Form, Response> {
         parse_form(&req.body)
             .map(Form)
             .map_err(|e| invalid_request(&e))
@@ -343,10 +349,11 @@ pub(crate) fn token(shared: &Shared, req: &Request) -> Handled {
         return (Action::Respond(Response::method_not_allowed("POST")), None);
     }
     let _flight = InFlight::enter(shared);
-    let form = Form::parse(req);
-    let raw_grant = form
+    // Counters classify the request by its body even when the Content-Type
+    // is wrong (the grant then fails), so they show what a client sent.
+    let sent = Form::parse_body(req).ok();
+    let raw_grant = sent
         .as_ref()
-        .ok()
         .and_then(|f| f.one("grant_type").ok().flatten().map(str::to_string));
     let grant: Option<Grant> = raw_grant.as_deref().and_then(|g| g.parse().ok());
     let name = grant_name(grant, raw_grant.as_deref());
@@ -358,14 +365,20 @@ pub(crate) fn token(shared: &Shared, req: &Request) -> Handled {
             Some(Grant::AuthorizationCode) => st.stats.authorization_code += 1,
             None => {}
         }
-        form.as_ref().is_ok_and(|f| count_reuse(&mut st, grant, f))
+        if let Some(g) = grant {
+            let paths = st.stats.token_paths.entry(g.to_string()).or_default();
+            *paths.entry(req.path.clone()).or_default() += 1;
+        }
+        sent.as_ref()
+            .is_some_and(|f| count_reuse(&mut st, grant, f))
     };
     let fault = shared.take_fault(Endpoint::Token, grant);
     latency_unless_hang(shared, fault.as_ref());
-    let action = answer(shared, fault, Endpoint::Token, |raw_expires_in| match form
-        .and_then(|f| token_grant(shared, &f, raw_expires_in, reuse_counted))
-    {
-        Ok(r) | Err(r) => r,
+    let action = answer(shared, fault, Endpoint::Token, |raw_expires_in| {
+        let form = Form::parse(req);
+        match form.and_then(|f| token_grant(shared, &f, raw_expires_in, reuse_counted)) {
+            Ok(r) | Err(r) => r,
+        }
     });
     (action, name)
 }
@@ -438,6 +451,9 @@ fn token_grant(
             let code = form
                 .one("code")?
                 .ok_or_else(|| invalid_request("code is required"))?;
+            // Findity's example sends neither; if sent they must be right.
+            let id = form.one("client_id")?;
+            let secret = form.one("client_secret")?;
             let bad = || {
                 oauth_error(
                     400,
@@ -446,6 +462,14 @@ fn token_grant(
                 )
             };
             let entry = st.store.codes.get_mut(code).ok_or_else(bad)?;
+            if let Some(secret) = secret {
+                if !client_ok(shared, id.unwrap_or(&entry.client), Some(secret)) {
+                    return Err(invalid_client());
+                }
+            }
+            if id.is_some_and(|id| id != entry.client) {
+                return Err(bad());
+            }
             if entry.used {
                 if !reuse_counted {
                     st.stats.code_reuse += 1;
@@ -489,13 +513,17 @@ fn client_ok(shared: &Shared, id: &str, secret: Option<&str>) -> bool {
     }
 }
 
-/// Whether `user_id` names a user of the emulated organization.
+/// Whether `user_id` names a user of the emulated organization: if users
+/// are configured only those, and never one listed as unknown.
 fn user_known(shared: &Shared, user: &str) -> bool {
-    if shared.config.users.is_empty() {
-        !user.starts_with("unknown")
-    } else {
-        shared.config.users.iter().any(|u| u == user)
-    }
+    let users = &shared.config.users;
+    (users.is_empty() || users.iter().any(|u| u == user))
+        && !shared
+            .lock()
+            .runtime
+            .unknown_users
+            .iter()
+            .any(|u| u == user)
 }
 
 /// `POST /api/oauth/authorization-grant`

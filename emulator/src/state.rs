@@ -20,6 +20,7 @@ pub(crate) struct Runtime {
     pub latency_ms: u64,
     pub refresh_tokens: bool,
     pub omit_expires_in: bool,
+    pub unknown_users: Vec<String>,
 }
 
 impl Runtime {
@@ -29,6 +30,7 @@ impl Runtime {
             latency_ms: c.latency_ms,
             refresh_tokens: c.refresh_tokens,
             omit_expires_in: c.omit_expires_in,
+            unknown_users: c.unknown_users.clone(),
         }
     }
 
@@ -38,6 +40,7 @@ impl Runtime {
             "latency_ms": self.latency_ms,
             "refresh_tokens": self.refresh_tokens,
             "omit_expires_in": self.omit_expires_in,
+            "unknown_users": self.unknown_users,
         })
     }
 }

@@ -355,7 +355,10 @@ fn revoked_refresh_is_not_reuse() {
 
 #[test]
 fn authorization_grant_flow() {
-    let emu = start();
+    let emu = start_with(Config {
+        unknown_users: vec!["unknown-42".into()],
+        ..Config::default()
+    });
     let a = emu.addr();
     let org = client_credentials(a).s("access_token");
     let r = grant(a, &org, "8ab28c3e6f8023c3016f8046be110002");
@@ -364,7 +367,7 @@ fn authorization_grant_flow() {
     assert_eq!(code.len(), 32);
     assert!(code.bytes().all(|b| b.is_ascii_hexdigit()));
 
-    // Extra client_id is accepted and ignored.
+    // The code's own client_id may be sent along.
     let r = post_form(
         a,
         "/api/oauth/token",
@@ -734,7 +737,8 @@ fn control_api_over_http() {
     );
     assert_eq!(
         r.json(),
-        serde_json::json!({"lifetime":42,"latency_ms":0,"refresh_tokens":false,"omit_expires_in":false})
+        serde_json::json!({"lifetime":42,"latency_ms":0,"refresh_tokens":false,"omit_expires_in":false,
+                           "unknown_users":[]})
     );
     let t = client_credentials(a).json();
     assert_eq!(t["expires_in"], 42);
@@ -1150,4 +1154,152 @@ fn reuse_is_counted_whatever_fault_hits_the_request() {
     assert_eq!(exchange(a, &code).status, 500);
     assert_eq!(exchange(a, &code).status, 400);
     assert_eq!(emu.stats().code_reuse, 3);
+}
+
+#[test]
+fn form_content_type_is_required() {
+    let emu = start();
+    let a = emu.addr();
+    let body = form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", ID),
+        ("client_secret", SECRET),
+    ]);
+    let r = request(a, "POST", "/api/oauth/token", &[], &body);
+    assert_eq!((r.status, r.s("error")), (400, "invalid_request".into()));
+    let ct = (
+        "Content-Type",
+        "application/x-www-form-urlencoded; charset=UTF-8",
+    );
+    assert_eq!(
+        request(a, "POST", "/api/oauth/token", &[ct], &body).status,
+        200
+    );
+    let org = client_credentials(a).s("access_token");
+    let auth = format!("Bearer {org}");
+    let r = request(
+        a,
+        "POST",
+        "/api/oauth/authorization-grant",
+        &[("Authorization", &auth)],
+        "user_id=alice",
+    );
+    assert_eq!((r.status, r.s("error")), (400, "invalid_request".into()));
+    // Counted by what the body says, even when refused.
+    assert_eq!(emu.stats().client_credentials, 3);
+}
+
+#[test]
+fn code_exchange_checks_client_if_sent() {
+    let emu = start_with(Config {
+        clients: vec![
+            (ID.into(), SECRET.into()),
+            ("other".into(), "other-secret".into()),
+        ],
+        ..Config::default()
+    });
+    let a = emu.addr();
+    let org = client_credentials(a).s("access_token");
+    let code = grant(a, &org, "alice").s("code");
+    let with = |extra: &[(&str, &str)]| {
+        let mut pairs = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+        ];
+        pairs.extend_from_slice(extra);
+        post_form(a, "/api/oauth/token", &pairs)
+    };
+    let r = with(&[("client_id", "other")]);
+    assert_eq!((r.status, r.s("error")), (400, "invalid_grant".into()));
+    let r = with(&[("client_id", "other"), ("client_secret", "other-secret")]);
+    assert_eq!((r.status, r.s("error")), (400, "invalid_grant".into()));
+    let r = with(&[("client_secret", "wrong")]);
+    assert_eq!((r.status, r.s("error")), (401, "invalid_client".into()));
+    let r = with(&[("client_id", ID), ("client_secret", "wrong")]);
+    assert_eq!((r.status, r.s("error")), (401, "invalid_client".into()));
+    // Refusals did not use the code.
+    let r = with(&[("client_id", ID), ("client_secret", SECRET)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(emu.stats().code_reuse, 0);
+}
+
+#[test]
+fn token_paths_per_grant() {
+    let emu = start();
+    let a = emu.addr();
+    let cc = [
+        ("grant_type", "client_credentials"),
+        ("client_id", ID),
+        ("client_secret", SECRET),
+    ];
+    let rt = post_form(a, "/api/oauth/token/", &cc).s("refresh_token");
+    post_form(a, "/api/oauth/token/", &cc);
+    post_form(a, "/api/oauth/token", &cc);
+    post_form(a, "/api/oauth/token/", &refresh_pairs(&rt));
+    let org = client_credentials(a).s("access_token");
+    exchange(a, &grant(a, &org, "alice").s("code"));
+    let s = emu.stats();
+    assert_eq!(
+        s.token_path_count("client_credentials", "/api/oauth/token/"),
+        2
+    );
+    assert_eq!(
+        s.token_path_count("client_credentials", "/api/oauth/token"),
+        2
+    );
+    assert_eq!(s.token_path_count("refresh_token", "/api/oauth/token/"), 1);
+    assert_eq!(
+        s.token_path_count("authorization_code", "/api/oauth/token"),
+        1
+    );
+    assert_eq!(
+        s.token_path_count("authorization_code", "/api/oauth/token/"),
+        0
+    );
+    let j = request(a, "GET", "/_emulator/stats", &[], "").json();
+    assert_eq!(
+        j["token_paths"],
+        serde_json::json!({
+            "client_credentials": {"/api/oauth/token/": 2, "/api/oauth/token": 2},
+            "refresh_token": {"/api/oauth/token/": 1},
+            "authorization_code": {"/api/oauth/token": 1},
+        })
+    );
+}
+
+#[test]
+fn unknown_users_are_configured_not_guessed() {
+    let emu = start();
+    let a = emu.addr();
+    let org = client_credentials(a).s("access_token");
+    // No magic prefix.
+    assert_eq!(grant(a, &org, "unknown-person").status, 200);
+    emu.set_unknown_users(vec!["unknown-person".into()]);
+    assert_eq!(grant(a, &org, "unknown-person").s("code"), "USER_NOT_FOUND");
+    let r = request(
+        a,
+        "POST",
+        "/_emulator/config?unknown_users=bob,carol",
+        &[],
+        "",
+    );
+    assert_eq!(
+        r.json()["unknown_users"],
+        serde_json::json!(["bob", "carol"])
+    );
+    assert_eq!(grant(a, &org, "carol").s("code"), "USER_NOT_FOUND");
+    assert_eq!(grant(a, &org, "unknown-person").status, 200);
+    request(a, "POST", "/_emulator/config?unknown_users=", &[], "");
+    assert_eq!(grant(a, &org, "carol").status, 200);
+
+    let emu = start_with(Config {
+        users: vec!["alice".into(), "bob".into()],
+        unknown_users: vec!["bob".into()],
+        ..Config::default()
+    });
+    let a = emu.addr();
+    let org = client_credentials(a).s("access_token");
+    assert_eq!(grant(a, &org, "alice").status, 200);
+    assert_eq!(grant(a, &org, "bob").s("code"), "USER_NOT_FOUND");
+    assert_eq!(grant(a, &org, "carol").s("code"), "USER_NOT_FOUND");
 }
