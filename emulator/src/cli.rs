@@ -128,6 +128,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<CliCommand,
                 | "--client"
                 | "--user"
                 | "--unknown-users"
+                | "--throttle"
                 | "--url-file"
         );
         let value = if takes_value {
@@ -171,6 +172,11 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<CliCommand,
                 }
                 cfg.unknown_users.extend(ids)
             }
+            "--throttle" => {
+                cfg.throttle =
+                    crate::throttle::parse(&value).map_err(|e| format!("--throttle: {e}"))?
+            }
+            "--echo" => cfg.echo = true,
             "--no-refresh-token" | "--no-refresh-tokens" => cfg.refresh_tokens = false,
             "--url-file" => url_file = Some(PathBuf::from(value)),
             "--exit-on-stdin-close" => exit_on_stdin_close = true,
@@ -223,6 +229,9 @@ mod tests {
             "ca.pem",
             "--no-refresh-token",
             "--quiet",
+            "--echo",
+            "--throttle",
+            "20/1000",
         ])
         .unwrap();
         assert_eq!(o.config.port, 8080);
@@ -234,6 +243,12 @@ mod tests {
         assert_eq!(o.config.unknown_users, ["x1", "x2", "x3"]);
         assert_eq!(o.config.lifetime_secs, -5);
         assert!(o.config.tls && o.config.quiet && !o.config.refresh_tokens);
+        assert!(o.config.echo);
+        assert_eq!(
+            o.config.throttle,
+            Some((20, std::time::Duration::from_millis(1000)))
+        );
+        assert!(run(&["--throttle", "0/1000"]).is_err());
         let d = run(&[]).unwrap();
         assert_eq!(
             d.config.clients,

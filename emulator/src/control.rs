@@ -142,6 +142,8 @@ fn set_config<'a>(shared: &Shared, pairs: impl Iterator<Item = (&'a str, &'a str
                 .map_err(|_| format!("bad latency_ms {value:?}")),
             "refresh_tokens" => parse_bool(name, value).map(|v| rt.refresh_tokens = v),
             "omit_expires_in" => parse_bool(name, value).map(|v| rt.omit_expires_in = v),
+            "echo" => parse_bool(name, value).map(|v| rt.echo = v),
+            "throttle" => crate::throttle::parse(value).map(|v| rt.throttle = v),
             "unknown_users" => {
                 rt.unknown_users = split_ids(value);
                 Ok(())
@@ -153,6 +155,10 @@ fn set_config<'a>(shared: &Shared, pairs: impl Iterator<Item = (&'a str, &'a str
         }
     }
     let json = rt.to_json();
-    shared.lock().runtime = rt;
+    let mut st = shared.lock();
+    if st.runtime.throttle != rt.throttle {
+        st.throttle.clear();
+    }
+    st.runtime = rt;
     Response::json_value(200, &json)
 }

@@ -15,6 +15,7 @@
 
 pub mod cli;
 mod control;
+mod echo;
 mod faults;
 mod http;
 mod oauth;
@@ -22,6 +23,7 @@ mod rng;
 mod server;
 mod state;
 mod stats;
+pub mod throttle;
 mod tls;
 
 use std::io;
@@ -69,6 +71,16 @@ pub struct Config {
     pub refresh_tokens: bool,
     /// Leave `expires_in` out of token answers.
     pub omit_expires_in: bool,
+    /// Error answers (status >= 400) of the token and authorization-grant
+    /// endpoints repeat the request's raw form body, Authorization header and
+    /// query string in `error_description` (JSON) or the body text, and in an
+    /// `X-Echo-Request` header: a careless server the library must redact.
+    pub echo: bool,
+    /// `Some((max, window))`: more than `max` token + authorization-grant
+    /// requests of one client (its `client_id`, or the bearer token's client)
+    /// in any sliding `window` get 429 `too_many_requests` with `Retry-After`
+    /// and are not processed. Requests naming no client share one bucket.
+    pub throttle: Option<throttle::Limit>,
     /// No request log on stderr.
     pub quiet: bool,
 }
@@ -87,6 +99,8 @@ impl Default for Config {
             unknown_users: Vec::new(),
             refresh_tokens: true,
             omit_expires_in: false,
+            echo: false,
+            throttle: None,
             quiet: false,
         }
     }
@@ -134,6 +148,10 @@ impl Emulator {
                 io::ErrorKind::InvalidInput,
                 format!("empty client id {id:?}"),
             ));
+        }
+        if let Some(limit) = cfg.throttle {
+            throttle::validate(limit)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         }
         let listener = server::bind(&cfg.host, cfg.port, cfg.allow_non_loopback)?;
         let bound = listener.local_addr()?;
@@ -229,6 +247,22 @@ impl Emulator {
     /// Whether token answers leave out `expires_in`.
     pub fn set_omit_expires_in(&self, on: bool) {
         self.shared.lock().runtime.omit_expires_in = on;
+    }
+
+    /// Echo mode on or off (see [`Config::echo`]).
+    pub fn set_echo(&self, on: bool) {
+        self.shared.lock().runtime.echo = on;
+    }
+
+    /// Throttle from now on (`None`: off); request history starts afresh.
+    /// Panics on a limit that admits nothing (`max` 0 or an empty window).
+    pub fn set_throttle(&self, limit: Option<throttle::Limit>) {
+        if let Some(l) = limit {
+            throttle::validate(l).expect("throttle limit");
+        }
+        let mut st = self.shared.lock();
+        st.runtime.throttle = limit;
+        st.throttle.clear();
     }
 
     /// User ids refused as unknown from now on (replaces the list).

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::faults::{fault_action, lost_answer, Action, Endpoint, Fault, FaultKind, Grant};
 use crate::http::{parse_form, Request, Response};
 use crate::state::{InFlight, Shared, State};
+use crate::{echo, throttle};
 
 /// Authorization codes live this long.
 pub(crate) const CODE_LIFETIME: Duration = Duration::from_secs(60);
@@ -91,6 +92,11 @@ impl TokenStore {
                 t.state = RefreshState::Revoked;
             }
         }
+    }
+
+    /// The client a known access token was issued to (expired or not).
+    pub(crate) fn client_of(&self, token: Option<&str>) -> Option<String> {
+        Some(self.access.get(token?)?.subject.client().to_string())
     }
 
     pub(crate) fn check_access(&self, token: Option<&str>) -> Result<&Subject, TokenProblem> {
@@ -342,8 +348,37 @@ fn count_reuse(st: &mut State, grant: Option<Grant>, form: &Form) -> bool {
     used
 }
 
+/// Echo mode's copy of the request in error answers, if on.
+fn echo_if_on(shared: &Shared, req: &Request, (action, name): Handled) -> Handled {
+    if shared.lock().runtime.echo {
+        (echo::apply(req, action), name)
+    } else {
+        (action, name)
+    }
+}
+
+/// The throttle's 429 if `client` has used up its window (see [`crate::throttle`]).
+fn throttled(shared: &Shared, client: &str) -> Option<Response> {
+    let mut st = shared.lock();
+    let limit = st.runtime.throttle?;
+    let wait = st.throttle.admit(limit, client, Instant::now()).err()?;
+    st.stats.throttled += 1;
+    let secs = throttle::retry_after_secs(wait);
+    let resp = oauth_error(
+        429,
+        "too_many_requests",
+        &format!("Too many requests; retry after {secs} s"),
+    );
+    Some(resp.header("Retry-After", secs.to_string()))
+}
+
 /// `POST /api/oauth/token`
 pub(crate) fn token(shared: &Shared, req: &Request) -> Handled {
+    let handled = token_request(shared, req);
+    echo_if_on(shared, req, handled)
+}
+
+fn token_request(shared: &Shared, req: &Request) -> Handled {
     shared.lock().stats.token_requests += 1;
     if req.method != "POST" {
         return (Action::Respond(Response::method_not_allowed("POST")), None);
@@ -372,6 +407,13 @@ pub(crate) fn token(shared: &Shared, req: &Request) -> Handled {
         sent.as_ref()
             .is_some_and(|f| count_reuse(&mut st, grant, f))
     };
+    let client = sent
+        .as_ref()
+        .and_then(|f| f.one("client_id").ok().flatten());
+    if let Some(resp) = throttled(shared, client.unwrap_or("")) {
+        shared.latency();
+        return (Action::Respond(resp), name);
+    }
     let fault = shared.take_fault(Endpoint::Token, grant);
     latency_unless_hang(shared, fault.as_ref());
     let action = answer(shared, fault, Endpoint::Token, |raw_expires_in| {
@@ -528,11 +570,21 @@ fn user_known(shared: &Shared, user: &str) -> bool {
 
 /// `POST /api/oauth/authorization-grant`
 pub(crate) fn authorization_grant(shared: &Shared, req: &Request) -> Handled {
+    let handled = grant_request(shared, req);
+    echo_if_on(shared, req, handled)
+}
+
+fn grant_request(shared: &Shared, req: &Request) -> Handled {
     shared.lock().stats.authorization_grant += 1;
     if req.method != "POST" {
         return (Action::Respond(Response::method_not_allowed("POST")), None);
     }
     let _flight = InFlight::enter(shared);
+    let client = shared.lock().store.client_of(req.bearer());
+    if let Some(resp) = throttled(shared, client.as_deref().unwrap_or("")) {
+        shared.latency();
+        return (Action::Respond(resp), None);
+    }
     let fault = shared.take_fault(Endpoint::Grant, None);
     latency_unless_hang(shared, fault.as_ref());
     let action = answer(shared, fault, Endpoint::Grant, |_| {

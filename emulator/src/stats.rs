@@ -25,6 +25,8 @@ pub struct Stats {
     pub redirect_target_hits: u64,
     /// Requests a fault was applied to.
     pub faults_served: u64,
+    /// Token/grant requests refused by the throttle (429, not processed).
+    pub throttled: u64,
     /// Most token+grant requests processed at the same time.
     pub max_concurrent: u64,
     /// Token+grant requests being processed now.
@@ -72,6 +74,7 @@ impl Stats {
             "code_reuse": self.code_reuse,
             "redirect_target_hits": self.redirect_target_hits,
             "faults_served": self.faults_served,
+            "throttled": self.throttled,
             "max_concurrent": self.max_concurrent,
             "in_flight": self.in_flight,
             "by_subject": counts(&self.by_subject),
@@ -103,6 +106,7 @@ impl Stats {
             code_reuse: n("code_reuse"),
             redirect_target_hits: n("redirect_target_hits"),
             faults_served: n("faults_served"),
+            throttled: n("throttled"),
             max_concurrent: n("max_concurrent"),
             in_flight: n("in_flight"),
             by_subject: counts_from(v.get("by_subject")),

@@ -738,7 +738,7 @@ fn control_api_over_http() {
     assert_eq!(
         r.json(),
         serde_json::json!({"lifetime":42,"latency_ms":0,"refresh_tokens":false,"omit_expires_in":false,
-                           "unknown_users":[]})
+                           "unknown_users":[],"echo":false,"throttle":null})
     );
     let t = client_credentials(a).json();
     assert_eq!(t["expires_in"], 42);
@@ -766,6 +766,7 @@ fn control_api_over_http() {
         "code_reuse",
         "redirect_target_hits",
         "faults_served",
+        "throttled",
         "max_concurrent",
         "in_flight",
     ] {
@@ -1302,4 +1303,177 @@ fn unknown_users_are_configured_not_guessed() {
     assert_eq!(grant(a, &org, "alice").status, 200);
     assert_eq!(grant(a, &org, "bob").s("code"), "USER_NOT_FOUND");
     assert_eq!(grant(a, &org, "carol").s("code"), "USER_NOT_FOUND");
+}
+
+#[test]
+fn echo_mode_repeats_the_request_in_error_answers() {
+    let emu = start_with(Config {
+        echo: true,
+        ..Config::default()
+    });
+    let a = emu.addr();
+    let secret_form = form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", ID),
+        ("client_secret", "wrong\r\nsecret"),
+    ]);
+    let r = request(a, "POST", "/api/oauth/token?q=1", &[FORM], &secret_form);
+    assert_eq!((r.status, r.s("error")), (401, "invalid_client".into()));
+    let d = r.s("error_description");
+    assert!(d.starts_with("Client authentication failed ("), "{d}");
+    assert!(d.contains(&secret_form) && d.contains("query=q=1"), "{d}");
+    assert!(r.header("x-echo-request").unwrap().contains(&secret_form));
+    // Raw CR/LF in a value is percent-encoded in the header.
+    let r = request(
+        a,
+        "POST",
+        "/api/oauth/token",
+        &[FORM, ("Authorization", "Basic c2VjcmV0")],
+        "grant_type=client_credentials&client_secret=a\r\nb",
+    );
+    assert_eq!(r.status, 401);
+    let h = r.header("x-echo-request").unwrap();
+    assert!(
+        h.contains("client_secret=a%0D%0Ab") && h.contains("authorization=Basic c2VjcmV0"),
+        "{h}"
+    );
+    assert!(r.s("error_description").contains("client_secret=a\r\nb"));
+
+    // Success answers are untouched.
+    let r = client_credentials(a);
+    assert_eq!(r.status, 200);
+    assert!(r.header("x-echo-request").is_none());
+    let org = r.s("access_token");
+
+    // Injected faults with a body, JSON or not, on both endpoints.
+    for kind in ["status:503", "429", "invalid_grant", "consume:status:502"] {
+        add(&emu, kind);
+        let r = client_credentials(a);
+        assert!(
+            r.s("error_description")
+                .contains("client_secret=demo-secret"),
+            "{kind}"
+        );
+        assert!(r.header("x-echo-request").is_some(), "{kind}");
+    }
+    for kind in ["html", "text"] {
+        add(&emu, kind);
+        assert!(
+            client_credentials(a)
+                .text()
+                .contains("client_secret=demo-secret"),
+            "{kind}"
+        );
+    }
+    emu.add_fault(Fault::parse("grant", "status:500", 1).unwrap());
+    let r = grant(a, &org, "alice");
+    assert!(r
+        .s("error_description")
+        .contains(&format!("authorization=Bearer {org}")));
+    emu.set_unknown_users(vec!["nobody".into()]);
+    let r = grant(a, &org, "nobody");
+    assert!(r.s("description").contains("user_id=nobody"));
+
+    // Off at run time through the control API.
+    let r = request(a, "POST", "/_emulator/config?echo=0", &[], "");
+    assert_eq!(r.json()["echo"], false);
+    let r = post_form(
+        a,
+        "/api/oauth/token",
+        &[("grant_type", "client_credentials")],
+    );
+    assert_eq!(r.status, 401);
+    assert!(r.header("x-echo-request").is_none());
+    assert_eq!(r.s("error_description"), "Client authentication failed");
+    emu.set_echo(true);
+    let r = post_form(
+        a,
+        "/api/oauth/token",
+        &[("grant_type", "client_credentials")],
+    );
+    assert!(r.header("x-echo-request").is_some());
+}
+
+#[test]
+fn throttle_refuses_without_processing() {
+    let emu = start_with(Config {
+        throttle: Some((3, Duration::from_millis(1500))),
+        clients: vec![
+            (ID.into(), SECRET.into()),
+            ("other".into(), "other-secret".into()),
+        ],
+        ..Config::default()
+    });
+    let a = emu.addr();
+    let rt = client_credentials(a).s("refresh_token");
+    assert_eq!(client_credentials(a).status, 200);
+    let org = client_credentials(a).s("access_token");
+    let t0 = Instant::now();
+    // Fourth request of this client in the window: refused, refresh token not used.
+    let r = refresh(a, &rt);
+    assert_eq!((r.status, r.s("error")), (429, "too_many_requests".into()));
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    // The authorization grant counts for the token's client too.
+    assert_eq!(grant(a, &org, "alice").status, 429);
+    // Another client has its own bucket.
+    let other = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "other"),
+        ("client_secret", "other-secret"),
+    ];
+    assert_eq!(post_form(a, "/api/oauth/token", &other).status, 200);
+    let s = emu.stats();
+    assert_eq!(
+        (s.throttled, s.token_requests, s.authorization_grant),
+        (2, 5, 1)
+    );
+    assert_eq!(s.issued_for("org:demo-client"), 3);
+
+    // Once the window admits again, the same refresh token still works.
+    std::thread::sleep(Duration::from_millis(1550).saturating_sub(t0.elapsed()));
+    let r = refresh(a, &rt);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(emu.stats().refresh_reuse, 0);
+
+    // Runtime control: set, read back, clear.
+    let r = request(a, "POST", "/_emulator/config?throttle=1/60000", &[], "");
+    assert_eq!(r.json()["throttle"], "1/60000");
+    assert_eq!(client_credentials(a).status, 200);
+    let r = client_credentials(a);
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("60"));
+    // Requests naming no client share a bucket.
+    assert_eq!(
+        post_form(
+            a,
+            "/api/oauth/token",
+            &[("grant_type", "client_credentials")]
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        post_form(a, "/api/oauth/token", &[("grant_type", "password")]).status,
+        429
+    );
+    assert_eq!(
+        request(a, "POST", "/_emulator/config?throttle=x", &[], "").status,
+        400
+    );
+    let r = request(a, "POST", "/_emulator/config?throttle=off", &[], "");
+    assert!(r.json()["throttle"].is_null());
+    for _ in 0..5 {
+        assert_eq!(client_credentials(a).status, 200);
+    }
+    emu.set_throttle(Some((1, Duration::from_secs(60))));
+    assert_eq!(client_credentials(a).status, 200);
+    assert_eq!(client_credentials(a).status, 429);
+    emu.reset();
+    assert_eq!(emu.stats().throttled, 0);
+    // Start-up limit restored, history cleared.
+    for _ in 0..3 {
+        assert_eq!(client_credentials(a).status, 200);
+    }
+    assert_eq!(client_credentials(a).status, 429);
 }
