@@ -6,6 +6,17 @@
 //! std threads (optionally TLS with a per-run CA), so every byte on the wire
 //! is under the emulator's control.
 //!
+//! A token or authorization-grant request goes through, in order:
+//! 1. counting on arrival: `token_requests` / `authorization_grant`, the
+//!    grant counters and `token_paths` (by what the body says, whatever the
+//!    Content-Type), and `refresh_reuse` / `code_reuse` if it presents an
+//!    already used refresh token or code;
+//! 2. the throttle ([`Config::throttle`]): 429, nothing processed, no fault used;
+//! 3. a queued fault: most kinds answer now, without processing;
+//! 4. latency, then processing (the grant uses up tokens and codes);
+//! 5. a `consume:*` fault replaces the processed answer;
+//! 6. echo mode ([`Config::echo`]) copies the request into error answers.
+//!
 //! ```no_run
 //! use findity_emulator::{Config, Emulator, Fault};
 //! let emu = Emulator::start(Config { quiet: true, ..Config::default() }).unwrap();

@@ -17,9 +17,11 @@ pub struct Stats {
     pub authorization_grant: u64,
     /// Requests to the resource API (other paths under `/api/`).
     pub api_requests: u64,
-    /// Second (or later) use of a refresh token that was already used.
+    /// Presentations of a refresh token that was already used, counted on
+    /// arrival whatever then happens to the request (fault, throttle, refusal).
     pub refresh_reuse: u64,
-    /// Second (or later) use of an authorization code that was already used.
+    /// Presentations of an authorization code that was already used, counted
+    /// the same way.
     pub code_reuse: u64,
     /// Requests that arrived at `/_emulator/redirect-target`.
     pub redirect_target_hits: u64,
