@@ -14,7 +14,7 @@ gcc -std=c11 -Wall -Wextra -Iinclude examples/c/demo.c -Ltarget/debug -lfindity 
     -Wl,-rpath,"$PWD/target/debug" -o build/demo
 
 echo "== starting the Findity emulator"
-start_emulator --client demo-client:demo-secret
+start_emulator --client demo-client:demo-secret --unknown-users unknown-employee
 echo "   emulator at $EMULATOR_URL"
 
 echo "== examples/c/demo.c"

@@ -236,6 +236,7 @@ fn emulator(lifetime: i64) -> Emulator {
     Emulator::start(Config {
         lifetime_secs: lifetime,
         clients: vec![(ID.into(), SECRET.into())],
+        unknown_users: vec!["unknown-person-1".into()],
         quiet: true,
         ..Config::default()
     })

@@ -47,8 +47,14 @@ OPTIONS:
     --latency-ms MS          Delay before every token/grant answer [default: 0]
     --client ID:SECRET       Accepted client (repeatable)
                              [default: demo-client:demo-secret]
-    --user ID                Known user id (repeatable) [default: any id not
-                             starting with "unknown"]
+    --user ID                Known user id (repeatable) [default: every id]
+    --unknown-users ID[,ID]  User ids refused with USER_NOT_FOUND (repeatable)
+    --throttle N/MS          More than N token+grant requests of one client in any
+                             MS window -> 429 too_many_requests with Retry-After,
+                             not processed (e.g. 20/1000, like Findity) [default: off]
+    --echo                   Token/grant error answers repeat the request (form body,
+                             Authorization, query) in error_description/body text
+                             and an X-Echo-Request header: secrets included
     --no-refresh-token       Answer without refresh_token (as Findity's
                              getting-started page shows)
     --url-file FILE          Write the base URL to FILE once listening
@@ -57,7 +63,7 @@ OPTIONS:
     -h, --help               Show this help
     -V, --version            Show the version
 
-FINDITY ENDPOINTS (forms are application/x-www-form-urlencoded):
+FINDITY ENDPOINTS (Content-Type: application/x-www-form-urlencoded is required):
     POST /api/oauth/token[/]  grant_type=client_credentials&client_id=ID&client_secret=SECRET
                               -> {"access_token","token_type":"Bearer","expires_in","refresh_token"}
     POST /api/oauth/token[/]  grant_type=refresh_token&client_id=ID&refresh_token=RT
@@ -65,21 +71,29 @@ FINDITY ENDPOINTS (forms are application/x-www-form-urlencoded):
     POST /api/oauth/authorization-grant[/]  Authorization: Bearer <organization token>
                               user_id=ID -> {"code":"<32 hex>"} (single use, 60 s)
     POST /api/oauth/token[/]  grant_type=authorization_code&code=CODE -> user token
+                              (client_id / client_secret optional; checked if sent)
     ANY  /api/<anything else> Authorization: Bearer <token>
                               -> 200 {"subject":"org:ID"|"user:ID","path":...} or 401
 
 CONTROL API (parameters in the query string and/or a form body):
-    GET  /_emulator/stats         counters as JSON
+    GET  /_emulator/stats         counters as JSON (token_requests, refresh_reuse, code_reuse,
+                                  throttled, token_paths {grant: {path: n}}, ...)
     POST /_emulator/reset         clear counters, faults, tokens; restore start-up config
     GET  /_emulator/config        runtime config as JSON
     POST /_emulator/config        lifetime=SECS latency_ms=MS refresh_tokens=0|1
-                                  omit_expires_in=0|1
+                                  omit_expires_in=0|1 echo=0|1 throttle=N/MS|off
+                                  unknown_users=ID,ID (empty: none)
     POST /_emulator/fault         endpoint=token|grant|api|any [token]
                                   grant=client_credentials|refresh_token|authorization_code
                                   count=N [1; 0 = until cleared] retry_after=SECS
                                   kind=status:CODE|429|hang|reset|close|malformed|
                                        no_access_token|expires_in:RAW|huge|redirect|
-                                       html|text|invalid_grant|delay:MS
+                                       html|text|invalid_grant|delay:MS|
+                                       consume:reset|consume:close|consume:hang|
+                                       consume:status:CODE
+                                  (consume:* process the grant -- refresh token or
+                                  code used, tokens/code issued -- then lose the
+                                  answer; every other kind acts before processing)
     POST /_emulator/fault/clear   remove all faults
     GET  /_emulator/faults        queued faults as JSON
     POST /_emulator/revoke        what=refresh|access|all
@@ -90,6 +104,7 @@ CONTROL API (parameters in the query string and/or a form body):
 
 EXAMPLES:
     findity-emulator --port 8080 --client my-id:my-secret --user alice
+    findity-emulator --unknown-users bob,carol --throttle 20/1000 --echo
     curl -s -d grant_type=client_credentials -d client_id=demo-client \
          -d client_secret=demo-secret http://127.0.0.1:8080/api/oauth/token
     curl -s -X POST 'http://127.0.0.1:8080/_emulator/fault?endpoint=token&kind=status:503&count=2'
@@ -127,6 +142,8 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<CliCommand,
                 | "--latency-ms"
                 | "--client"
                 | "--user"
+                | "--unknown-users"
+                | "--throttle"
                 | "--url-file"
         );
         let value = if takes_value {
@@ -163,6 +180,18 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<CliCommand,
                 }
                 cfg.users.push(value)
             }
+            "--unknown-users" => {
+                let ids = crate::control::split_ids(&value);
+                if ids.is_empty() {
+                    return Err("--unknown-users: no id".into());
+                }
+                cfg.unknown_users.extend(ids)
+            }
+            "--throttle" => {
+                cfg.throttle =
+                    crate::throttle::parse(&value).map_err(|e| format!("--throttle: {e}"))?
+            }
+            "--echo" => cfg.echo = true,
             "--no-refresh-token" | "--no-refresh-tokens" => cfg.refresh_tokens = false,
             "--url-file" => url_file = Some(PathBuf::from(value)),
             "--exit-on-stdin-close" => exit_on_stdin_close = true,
@@ -205,6 +234,9 @@ mod tests {
             "x:y",
             "--user",
             "u1",
+            "--unknown-users",
+            "x1,x2",
+            "--unknown-users=x3",
             "--lifetime",
             "-5",
             "--tls",
@@ -212,6 +244,9 @@ mod tests {
             "ca.pem",
             "--no-refresh-token",
             "--quiet",
+            "--echo",
+            "--throttle",
+            "20/1000",
         ])
         .unwrap();
         assert_eq!(o.config.port, 8080);
@@ -220,8 +255,15 @@ mod tests {
             vec![("a".into(), "b:c".into()), ("x".into(), "y".into())]
         );
         assert_eq!(o.config.users, vec!["u1".to_string()]);
+        assert_eq!(o.config.unknown_users, ["x1", "x2", "x3"]);
         assert_eq!(o.config.lifetime_secs, -5);
         assert!(o.config.tls && o.config.quiet && !o.config.refresh_tokens);
+        assert!(o.config.echo);
+        assert_eq!(
+            o.config.throttle,
+            Some((20, std::time::Duration::from_millis(1000)))
+        );
+        assert!(run(&["--throttle", "0/1000"]).is_err());
         let d = run(&[]).unwrap();
         assert_eq!(
             d.config.clients,

@@ -28,6 +28,15 @@ fn parse_bool(name: &str, v: &str) -> Result<bool, String> {
     }
 }
 
+/// `a,b,c` (empty: none).
+pub(crate) fn split_ids(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 fn ok() -> Response {
     Response::json(200, r#"{"ok":true}"#)
 }
@@ -133,6 +142,12 @@ fn set_config<'a>(shared: &Shared, pairs: impl Iterator<Item = (&'a str, &'a str
                 .map_err(|_| format!("bad latency_ms {value:?}")),
             "refresh_tokens" => parse_bool(name, value).map(|v| rt.refresh_tokens = v),
             "omit_expires_in" => parse_bool(name, value).map(|v| rt.omit_expires_in = v),
+            "echo" => parse_bool(name, value).map(|v| rt.echo = v),
+            "throttle" => crate::throttle::parse(value).map(|v| rt.throttle = v),
+            "unknown_users" => {
+                rt.unknown_users = split_ids(value);
+                Ok(())
+            }
             _ => Err(format!("unknown parameter {name:?}")),
         };
         if let Err(e) = r {
@@ -140,6 +155,10 @@ fn set_config<'a>(shared: &Shared, pairs: impl Iterator<Item = (&'a str, &'a str
         }
     }
     let json = rt.to_json();
-    shared.lock().runtime = rt;
+    let mut st = shared.lock();
+    if st.runtime.throttle != rt.throttle {
+        st.throttle.clear();
+    }
+    st.runtime = rt;
     Response::json_value(200, &json)
 }

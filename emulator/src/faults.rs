@@ -80,6 +80,14 @@ impl fmt::Display for Grant {
 }
 
 /// What the emulator does instead of (or on top of) its normal answer.
+///
+/// Most kinds act *before* the request is processed, so nothing is used up.
+/// The `consume:*` kinds act *after*: the grant is processed exactly as
+/// without a fault (a refresh token or code is marked used, new tokens or a
+/// new code are issued and stored, counters move), then its answer is lost.
+/// If the grant itself fails (e.g. the refresh token was already used) the
+/// lost answer is still what the client gets; only what the grant logic
+/// used up or counted is used up or counted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FaultKind {
     /// `status:CODE`: that status with an OAuth error JSON body.
@@ -110,6 +118,44 @@ pub enum FaultKind {
     InvalidGrant,
     /// `delay:MS`: wait, then answer normally.
     Delay(u64),
+    /// `consume:reset`: process the request, then answer like `reset`.
+    ConsumeReset,
+    /// `consume:close`: process the request, then close without answering.
+    ConsumeClose,
+    /// `consume:hang`: process the request, then never answer.
+    ConsumeHang,
+    /// `consume:status:CODE` (400..=599): process the request, then answer
+    /// that status with a `server_error` JSON body.
+    ConsumeStatus(u16),
+}
+
+impl FaultKind {
+    /// Whether the request is processed before the fault's answer replaces it.
+    pub fn consumes(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::ConsumeReset
+                | FaultKind::ConsumeClose
+                | FaultKind::ConsumeHang
+                | FaultKind::ConsumeStatus(_)
+        )
+    }
+}
+
+fn parse_code(code: &str, allowed: std::ops::RangeInclusive<u16>) -> Result<u16, String> {
+    let c: u16 = code
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad status code {code:?}"))?;
+    // 1xx/204/304 cannot carry the body the fault promises.
+    if !allowed.contains(&c) || c == 204 || c == 304 {
+        return Err(format!(
+            "status code {c} not allowed ({}..={}, not 204/304)",
+            allowed.start(),
+            allowed.end()
+        ));
+    }
+    Ok(c)
 }
 
 impl FromStr for FaultKind {
@@ -123,16 +169,7 @@ impl FromStr for FaultKind {
         let need = |what: &str| format!("fault kind {name:?} needs an argument: {name}:{what}");
         let kind = match (name, arg) {
             ("status", Some(code)) => {
-                let code: u16 = code
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("bad status code {code:?}"))?;
-                // 1xx/204/304 cannot carry the body the fault promises.
-                if !(200..=599).contains(&code) || code == 204 || code == 304 {
-                    return Err(format!(
-                        "status code {code} not allowed (200..=599, not 204/304)"
-                    ));
-                }
+                let code = parse_code(code, 200..=599)?;
                 if code == 429 {
                     FaultKind::TooManyRequests
                 } else {
@@ -161,6 +198,19 @@ impl FromStr for FaultKind {
                     .map_err(|_| format!("bad delay {ms:?} (milliseconds)"))?,
             ),
             ("delay", None) => return Err(need("MS")),
+            // A lost answer is an error or no answer at all.
+            ("consume", Some(lost)) => match lost.trim().split_once(':') {
+                Some(("status", code)) => FaultKind::ConsumeStatus(parse_code(code, 400..=599)?),
+                None if lost.trim() == "reset" => FaultKind::ConsumeReset,
+                None if lost.trim() == "close" => FaultKind::ConsumeClose,
+                None if lost.trim() == "hang" => FaultKind::ConsumeHang,
+                _ => {
+                    return Err(format!(
+                        "unknown fault kind {s:?} (consume:reset|close|hang|status:CODE)"
+                    ))
+                }
+            },
+            ("consume", None) => return Err(need("reset|close|hang|status:CODE")),
             _ => return Err(format!("unknown fault kind {s:?}")),
         };
         Ok(kind)
@@ -184,6 +234,10 @@ impl fmt::Display for FaultKind {
             FaultKind::Text => f.write_str("text"),
             FaultKind::InvalidGrant => f.write_str("invalid_grant"),
             FaultKind::Delay(ms) => write!(f, "delay:{ms}"),
+            FaultKind::ConsumeReset => f.write_str("consume:reset"),
+            FaultKind::ConsumeClose => f.write_str("consume:close"),
+            FaultKind::ConsumeHang => f.write_str("consume:hang"),
+            FaultKind::ConsumeStatus(c) => write!(f, "consume:status:{c}"),
         }
     }
 }
@@ -197,7 +251,7 @@ pub struct Fault {
     /// Number of matching requests it applies to; 0 = until cleared.
     pub count: u32,
     pub kind: FaultKind,
-    /// `Retry-After` seconds for `429` and `status:CODE` answers.
+    /// `Retry-After` seconds for `429`, `status:CODE` and `consume:status:CODE` answers.
     pub retry_after: Option<u64>,
 }
 
@@ -342,13 +396,34 @@ pub(crate) enum Action {
 /// Size of the `huge` body.
 pub(crate) const HUGE_BODY: usize = 10 * 1024 * 1024;
 
-/// The answer a fault produces at `endpoint`, or `None` for faults that
-/// modify the normal answer (`expires_in:RAW`, `delay:MS`).
-pub(crate) fn fault_action(f: &Fault, endpoint: Endpoint) -> Option<Action> {
-    let retry = |r: Response| match f.retry_after {
+fn with_retry_after(f: &Fault, r: Response) -> Response {
+    match f.retry_after {
         Some(s) => r.header("Retry-After", s.to_string()),
         None => r,
-    };
+    }
+}
+
+/// The answer that replaces a processed request's answer (`consume:*`),
+/// or `None` for every other kind.
+pub(crate) fn lost_answer(f: &Fault) -> Option<Action> {
+    Some(match f.kind {
+        FaultKind::ConsumeReset => Action::Reset,
+        FaultKind::ConsumeClose => Action::Close,
+        FaultKind::ConsumeHang => Action::Hang,
+        FaultKind::ConsumeStatus(code) => {
+            let body =
+                serde_json::json!({"error": "server_error", "error_description": "injected fault"});
+            Action::Respond(with_retry_after(f, Response::json_value(code, &body)))
+        }
+        _ => return None,
+    })
+}
+
+/// The answer a fault produces at `endpoint` before any processing, or
+/// `None` for faults that modify the normal answer (`expires_in:RAW`,
+/// `delay:MS`) or replace it afterwards (`consume:*`).
+pub(crate) fn fault_action(f: &Fault, endpoint: Endpoint) -> Option<Action> {
+    let retry = |r: Response| with_retry_after(f, r);
     let action = match &f.kind {
         FaultKind::Status(code) => {
             let error = match (code, endpoint) {
@@ -411,7 +486,12 @@ pub(crate) fn fault_action(f: &Fault, endpoint: Endpoint) -> Option<Action> {
             400,
             r#"{"error":"invalid_grant","error_description":"injected"}"#,
         )),
-        FaultKind::ExpiresIn(_) | FaultKind::Delay(_) => return None,
+        FaultKind::ExpiresIn(_)
+        | FaultKind::Delay(_)
+        | FaultKind::ConsumeReset
+        | FaultKind::ConsumeClose
+        | FaultKind::ConsumeHang
+        | FaultKind::ConsumeStatus(_) => return None,
     };
     Some(action)
 }
@@ -438,6 +518,10 @@ mod tests {
             "text",
             "invalid_grant",
             "delay:100",
+            "consume:reset",
+            "consume:close",
+            "consume:hang",
+            "consume:status:502",
         ] {
             let k: FaultKind = s.parse().unwrap();
             assert_eq!(k.to_string(), s);
@@ -450,6 +534,12 @@ mod tests {
         assert!("status".parse::<FaultKind>().is_err());
         assert!("bogus".parse::<FaultKind>().is_err());
         assert!("hang:1".parse::<FaultKind>().is_err());
+        assert!("consume".parse::<FaultKind>().is_err());
+        assert!("consume:malformed".parse::<FaultKind>().is_err());
+        assert!("consume:status:200".parse::<FaultKind>().is_err());
+        assert!("consume:status".parse::<FaultKind>().is_err());
+        assert!("consume:hang".parse::<FaultKind>().unwrap().consumes());
+        assert!(!"hang".parse::<FaultKind>().unwrap().consumes());
     }
 
     #[test]

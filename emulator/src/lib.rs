@@ -6,6 +6,17 @@
 //! std threads (optionally TLS with a per-run CA), so every byte on the wire
 //! is under the emulator's control.
 //!
+//! A token or authorization-grant request goes through, in order:
+//! 1. counting on arrival: `token_requests` / `authorization_grant`, the
+//!    grant counters and `token_paths` (by what the body says, whatever the
+//!    Content-Type), and `refresh_reuse` / `code_reuse` if it presents an
+//!    already used refresh token or code;
+//! 2. the throttle ([`Config::throttle`]): 429, nothing processed, no fault used;
+//! 3. a queued fault: most kinds answer now, without processing;
+//! 4. latency, then processing (the grant uses up tokens and codes);
+//! 5. a `consume:*` fault replaces the processed answer;
+//! 6. echo mode ([`Config::echo`]) copies the request into error answers.
+//!
 //! ```no_run
 //! use findity_emulator::{Config, Emulator, Fault};
 //! let emu = Emulator::start(Config { quiet: true, ..Config::default() }).unwrap();
@@ -15,6 +26,7 @@
 
 pub mod cli;
 mod control;
+mod echo;
 mod faults;
 mod http;
 mod oauth;
@@ -22,6 +34,7 @@ mod rng;
 mod server;
 mod state;
 mod stats;
+pub mod throttle;
 mod tls;
 
 use std::io;
@@ -60,12 +73,25 @@ pub struct Config {
     /// `(client_id, client_secret)` pairs; empty means the default client
     /// `demo-client:demo-secret`.
     pub clients: Vec<(String, String)>,
-    /// Known user ids; empty means every id except those starting with `unknown`.
+    /// Known user ids; empty means every id is known (unless in `unknown_users`).
     pub users: Vec<String>,
+    /// User ids the authorization grant refuses with `USER_NOT_FOUND`
+    /// (also settable at run time). Default: none.
+    pub unknown_users: Vec<String>,
     /// Issue refresh tokens (default true).
     pub refresh_tokens: bool,
     /// Leave `expires_in` out of token answers.
     pub omit_expires_in: bool,
+    /// Error answers (status >= 400) of the token and authorization-grant
+    /// endpoints repeat the request's raw form body, Authorization header and
+    /// query string in `error_description` (JSON) or the body text, and in an
+    /// `X-Echo-Request` header: a careless server the library must redact.
+    pub echo: bool,
+    /// `Some((max, window))`: more than `max` token + authorization-grant
+    /// requests of one client (its `client_id`, or the bearer token's client)
+    /// in any sliding `window` get 429 `too_many_requests` with `Retry-After`
+    /// and are not processed. Requests naming no client share one bucket.
+    pub throttle: Option<throttle::Limit>,
     /// No request log on stderr.
     pub quiet: bool,
 }
@@ -81,8 +107,11 @@ impl Default for Config {
             latency_ms: 0,
             clients: vec![(DEFAULT_CLIENT_ID.into(), DEFAULT_CLIENT_SECRET.into())],
             users: Vec::new(),
+            unknown_users: Vec::new(),
             refresh_tokens: true,
             omit_expires_in: false,
+            echo: false,
+            throttle: None,
             quiet: false,
         }
     }
@@ -130,6 +159,10 @@ impl Emulator {
                 io::ErrorKind::InvalidInput,
                 format!("empty client id {id:?}"),
             ));
+        }
+        if let Some(limit) = cfg.throttle {
+            throttle::validate(limit)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         }
         let listener = server::bind(&cfg.host, cfg.port, cfg.allow_non_loopback)?;
         let bound = listener.local_addr()?;
@@ -225,6 +258,27 @@ impl Emulator {
     /// Whether token answers leave out `expires_in`.
     pub fn set_omit_expires_in(&self, on: bool) {
         self.shared.lock().runtime.omit_expires_in = on;
+    }
+
+    /// Echo mode on or off (see [`Config::echo`]).
+    pub fn set_echo(&self, on: bool) {
+        self.shared.lock().runtime.echo = on;
+    }
+
+    /// Throttle from now on (`None`: off); request history starts afresh.
+    /// Panics on a limit that admits nothing (`max` 0 or an empty window).
+    pub fn set_throttle(&self, limit: Option<throttle::Limit>) {
+        if let Some(l) = limit {
+            throttle::validate(l).expect("throttle limit");
+        }
+        let mut st = self.shared.lock();
+        st.runtime.throttle = limit;
+        st.throttle.clear();
+    }
+
+    /// User ids refused as unknown from now on (replaces the list).
+    pub fn set_unknown_users(&self, ids: Vec<String>) {
+        self.shared.lock().runtime.unknown_users = ids;
     }
 
     /// Revokes all outstanding refresh and/or access tokens.

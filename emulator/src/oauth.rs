@@ -7,9 +7,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::faults::{fault_action, Action, Endpoint, Fault, FaultKind, Grant};
+use crate::faults::{fault_action, lost_answer, Action, Endpoint, Fault, FaultKind, Grant};
 use crate::http::{parse_form, Request, Response};
 use crate::state::{InFlight, Shared, State};
+use crate::{echo, throttle};
 
 /// Authorization codes live this long.
 pub(crate) const CODE_LIFETIME: Duration = Duration::from_secs(60);
@@ -91,6 +92,11 @@ impl TokenStore {
                 t.state = RefreshState::Revoked;
             }
         }
+    }
+
+    /// The client a known access token was issued to (expired or not).
+    pub(crate) fn client_of(&self, token: Option<&str>) -> Option<String> {
+        Some(self.access.get(token?)?.subject.client().to_string())
     }
 
     pub(crate) fn check_access(&self, token: Option<&str>) -> Result<&Subject, TokenProblem> {
@@ -222,16 +228,22 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 struct Form(Vec<(String, String)>);
 
 impl Form {
-    /// Parses the body as `application/x-www-form-urlencoded`.
+    /// Parses the body as `application/x-www-form-urlencoded`, which the
+    /// Content-Type must say (Findity's examples always send it).
     fn parse(req: &Request) -> Result<Form, Response> {
-        if let Some(ct) = req.header("content-type") {
-            let mime = ct.split(';').next().unwrap_or("").trim();
-            if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-                return Err(invalid_request(
-                    "Content-Type must be application/x-www-form-urlencoded",
-                ));
-            }
+        let mime = req
+            .header("content-type")
+            .map(|ct| ct.split(';').next().unwrap_or("").trim());
+        if !mime.is_some_and(|m| m.eq_ignore_ascii_case("application/x-www-form-urlencoded")) {
+            return Err(invalid_request(
+                "Content-Type must be application/x-www-form-urlencoded",
+            ));
         }
+        Form::parse_body(req)
+    }
+
+    /// Parses the body whatever the Content-Type says.
+    fn parse_body(req: &Request) -> Result<Form, Response> {
         parse_form(&req.body)
             .map(Form)
             .map_err(|e| invalid_request(&e))
@@ -251,27 +263,53 @@ impl Form {
 /// A handler's result and the grant name for the log line.
 pub(crate) type Handled = (Action, Option<&'static str>);
 
-/// Applies a fault if one matches; on `Err` the caller answers with it.
-/// `Ok` carries the raw `expires_in` override of `expires_in:RAW`.
+/// Applies a pre-processing fault if one matches; on `Err` the caller
+/// answers with it. `Ok` carries the raw `expires_in` override of `expires_in:RAW`.
 fn apply_fault(
     shared: &Shared,
-    fault: Option<Fault>,
+    fault: Option<&Fault>,
     endpoint: Endpoint,
 ) -> Result<Option<String>, Action> {
     let Some(f) = fault else {
         return Ok(None);
     };
-    if let Some(action) = fault_action(&f, endpoint) {
+    if let Some(action) = fault_action(f, endpoint) {
         return Err(action);
     }
-    match f.kind {
+    match &f.kind {
         FaultKind::Delay(ms) => {
-            shared.sleep(Duration::from_millis(ms));
+            shared.sleep(Duration::from_millis(*ms));
             Ok(None)
         }
-        FaultKind::ExpiresIn(raw) => Ok(Some(raw)),
+        FaultKind::ExpiresIn(raw) => Ok(Some(raw.clone())),
         _ => Ok(None),
     }
+}
+
+/// The configured latency, except before a hang (nothing is answered).
+fn latency_unless_hang(shared: &Shared, fault: Option<&Fault>) {
+    if !fault.is_some_and(|f| matches!(f.kind, FaultKind::Hang | FaultKind::ConsumeHang)) {
+        shared.latency();
+    }
+}
+
+/// The fault's answer, or the processed request's answer unless a
+/// `consume:*` fault loses it. `process` gets the `expires_in:RAW` override.
+fn answer(
+    shared: &Shared,
+    fault: Option<Fault>,
+    endpoint: Endpoint,
+    process: impl FnOnce(Option<&str>) -> Response,
+) -> Action {
+    let raw_expires_in = match apply_fault(shared, fault.as_ref(), endpoint) {
+        Ok(raw) => raw,
+        Err(action) => return action,
+    };
+    let resp = process(raw_expires_in.as_deref());
+    fault
+        .as_ref()
+        .and_then(lost_answer)
+        .unwrap_or(Action::Respond(resp))
 }
 
 fn grant_name(g: Option<Grant>, raw: Option<&str>) -> Option<&'static str> {
@@ -284,21 +322,77 @@ fn grant_name(g: Option<Grant>, raw: Option<&str>) -> Option<&'static str> {
     }
 }
 
+/// Counts a presentation of an already used refresh token or code. Done on
+/// arrival, before any fault, so every presentation counts whatever
+/// happens to the request. True if counted (the grant must not count again).
+fn count_reuse(st: &mut State, grant: Option<Grant>, form: &Form) -> bool {
+    let used = match grant {
+        Some(Grant::RefreshToken) => form.one("refresh_token").ok().flatten().is_some_and(|rt| {
+            st.store
+                .refresh
+                .get(rt)
+                .is_some_and(|t| t.state == RefreshState::Used)
+        }),
+        Some(Grant::AuthorizationCode) => form
+            .one("code")
+            .ok()
+            .flatten()
+            .is_some_and(|c| st.store.codes.get(c).is_some_and(|c| c.used)),
+        _ => false,
+    };
+    match grant {
+        Some(Grant::RefreshToken) if used => st.stats.refresh_reuse += 1,
+        Some(Grant::AuthorizationCode) if used => st.stats.code_reuse += 1,
+        _ => {}
+    }
+    used
+}
+
+/// Echo mode's copy of the request in error answers, if on.
+fn echo_if_on(shared: &Shared, req: &Request, (action, name): Handled) -> Handled {
+    if shared.lock().runtime.echo {
+        (echo::apply(req, action), name)
+    } else {
+        (action, name)
+    }
+}
+
+/// The throttle's 429 if `client` has used up its window (see [`crate::throttle`]).
+fn throttled(shared: &Shared, client: &str) -> Option<Response> {
+    let mut st = shared.lock();
+    let limit = st.runtime.throttle?;
+    let wait = st.throttle.admit(limit, client, Instant::now()).err()?;
+    st.stats.throttled += 1;
+    let secs = throttle::retry_after_secs(wait);
+    let resp = oauth_error(
+        429,
+        "too_many_requests",
+        &format!("Too many requests; retry after {secs} s"),
+    );
+    Some(resp.header("Retry-After", secs.to_string()))
+}
+
 /// `POST /api/oauth/token`
 pub(crate) fn token(shared: &Shared, req: &Request) -> Handled {
+    let handled = token_request(shared, req);
+    echo_if_on(shared, req, handled)
+}
+
+fn token_request(shared: &Shared, req: &Request) -> Handled {
     shared.lock().stats.token_requests += 1;
     if req.method != "POST" {
         return (Action::Respond(Response::method_not_allowed("POST")), None);
     }
     let _flight = InFlight::enter(shared);
-    let form = Form::parse(req);
-    let raw_grant = form
+    // Counters classify the request by its body even when the Content-Type
+    // is wrong (the grant then fails), so they show what a client sent.
+    let sent = Form::parse_body(req).ok();
+    let raw_grant = sent
         .as_ref()
-        .ok()
         .and_then(|f| f.one("grant_type").ok().flatten().map(str::to_string));
     let grant: Option<Grant> = raw_grant.as_deref().and_then(|g| g.parse().ok());
     let name = grant_name(grant, raw_grant.as_deref());
-    {
+    let reuse_counted = {
         let mut st = shared.lock();
         match grant {
             Some(Grant::ClientCredentials) => st.stats.client_credentials += 1,
@@ -306,31 +400,38 @@ pub(crate) fn token(shared: &Shared, req: &Request) -> Handled {
             Some(Grant::AuthorizationCode) => st.stats.authorization_code += 1,
             None => {}
         }
+        if let Some(g) = grant {
+            let paths = st.stats.token_paths.entry(g.to_string()).or_default();
+            *paths.entry(req.path.clone()).or_default() += 1;
+        }
+        sent.as_ref()
+            .is_some_and(|f| count_reuse(&mut st, grant, f))
+    };
+    let client = sent
+        .as_ref()
+        .and_then(|f| f.one("client_id").ok().flatten());
+    if let Some(resp) = throttled(shared, client.unwrap_or("")) {
+        shared.latency();
+        return (Action::Respond(resp), name);
     }
     let fault = shared.take_fault(Endpoint::Token, grant);
-    if !matches!(
-        fault,
-        Some(Fault {
-            kind: FaultKind::Hang,
-            ..
-        })
-    ) {
-        shared.latency();
-    }
-    let raw_expires_in = match apply_fault(shared, fault, Endpoint::Token) {
-        Ok(raw) => raw,
-        Err(action) => return (action, name),
-    };
-    let resp = match form.and_then(|f| token_grant(shared, &f, raw_expires_in.as_deref())) {
-        Ok(r) | Err(r) => r,
-    };
-    (Action::Respond(resp), name)
+    latency_unless_hang(shared, fault.as_ref());
+    let action = answer(shared, fault, Endpoint::Token, |raw_expires_in| {
+        let form = Form::parse(req);
+        match form.and_then(|f| token_grant(shared, &f, raw_expires_in, reuse_counted)) {
+            Ok(r) | Err(r) => r,
+        }
+    });
+    (action, name)
 }
 
+/// Processes a token request. `reuse_counted`: [`count_reuse`] already
+/// counted this presentation of a used token or code.
 fn token_grant(
     shared: &Shared,
     form: &Form,
     raw_expires_in: Option<&str>,
+    reuse_counted: bool,
 ) -> Result<Response, Response> {
     let grant_type = form
         .one("grant_type")?
@@ -374,7 +475,10 @@ fn token_grant(
             };
             match entry.state {
                 RefreshState::Used => {
-                    st.stats.refresh_reuse += 1;
+                    // Used by a concurrent request after this one arrived.
+                    if !reuse_counted {
+                        st.stats.refresh_reuse += 1;
+                    }
                     return Err(bad());
                 }
                 RefreshState::Revoked => return Err(bad()),
@@ -389,6 +493,9 @@ fn token_grant(
             let code = form
                 .one("code")?
                 .ok_or_else(|| invalid_request("code is required"))?;
+            // Findity's example sends neither; if sent they must be right.
+            let id = form.one("client_id")?;
+            let secret = form.one("client_secret")?;
             let bad = || {
                 oauth_error(
                     400,
@@ -397,8 +504,18 @@ fn token_grant(
                 )
             };
             let entry = st.store.codes.get_mut(code).ok_or_else(bad)?;
+            if let Some(secret) = secret {
+                if !client_ok(shared, id.unwrap_or(&entry.client), Some(secret)) {
+                    return Err(invalid_client());
+                }
+            }
+            if id.is_some_and(|id| id != entry.client) {
+                return Err(bad());
+            }
             if entry.used {
-                st.stats.code_reuse += 1;
+                if !reuse_counted {
+                    st.stats.code_reuse += 1;
+                }
                 return Err(bad());
             }
             if Instant::now() >= entry.expires_at {
@@ -438,39 +555,44 @@ fn client_ok(shared: &Shared, id: &str, secret: Option<&str>) -> bool {
     }
 }
 
-/// Whether `user_id` names a user of the emulated organization.
+/// Whether `user_id` names a user of the emulated organization: if users
+/// are configured only those, and never one listed as unknown.
 fn user_known(shared: &Shared, user: &str) -> bool {
-    if shared.config.users.is_empty() {
-        !user.starts_with("unknown")
-    } else {
-        shared.config.users.iter().any(|u| u == user)
-    }
+    let users = &shared.config.users;
+    (users.is_empty() || users.iter().any(|u| u == user))
+        && !shared
+            .lock()
+            .runtime
+            .unknown_users
+            .iter()
+            .any(|u| u == user)
 }
 
 /// `POST /api/oauth/authorization-grant`
 pub(crate) fn authorization_grant(shared: &Shared, req: &Request) -> Handled {
+    let handled = grant_request(shared, req);
+    echo_if_on(shared, req, handled)
+}
+
+fn grant_request(shared: &Shared, req: &Request) -> Handled {
     shared.lock().stats.authorization_grant += 1;
     if req.method != "POST" {
         return (Action::Respond(Response::method_not_allowed("POST")), None);
     }
     let _flight = InFlight::enter(shared);
-    let fault = shared.take_fault(Endpoint::Grant, None);
-    if !matches!(
-        fault,
-        Some(Fault {
-            kind: FaultKind::Hang,
-            ..
-        })
-    ) {
+    let client = shared.lock().store.client_of(req.bearer());
+    if let Some(resp) = throttled(shared, client.as_deref().unwrap_or("")) {
         shared.latency();
+        return (Action::Respond(resp), None);
     }
-    if let Err(action) = apply_fault(shared, fault, Endpoint::Grant) {
-        return (action, None);
-    }
-    let resp = match grant_code(shared, req) {
-        Ok(r) | Err(r) => r,
-    };
-    (Action::Respond(resp), None)
+    let fault = shared.take_fault(Endpoint::Grant, None);
+    latency_unless_hang(shared, fault.as_ref());
+    let action = answer(shared, fault, Endpoint::Grant, |_| {
+        match grant_code(shared, req) {
+            Ok(r) | Err(r) => r,
+        }
+    });
+    (action, None)
 }
 
 fn grant_code(shared: &Shared, req: &Request) -> Result<Response, Response> {
@@ -520,19 +642,17 @@ fn grant_code(shared: &Shared, req: &Request) -> Result<Response, Response> {
 pub(crate) fn resource(shared: &Shared, req: &Request) -> Handled {
     shared.lock().stats.api_requests += 1;
     let fault = shared.take_fault(Endpoint::Api, None);
-    if let Err(action) = apply_fault(shared, fault, Endpoint::Api) {
-        return (action, None);
-    }
-    let st = shared.lock();
-    let resp = match st.store.check_access(req.bearer()) {
-        Ok(subject) => Response::json_value(
-            200,
-            &serde_json::json!({"subject": subject.label(), "path": req.path}),
-        ),
-        Err(_) => Response::json(401, r#"{"error":"invalid_token"}"#)
-            .header("WWW-Authenticate", r#"Bearer error="invalid_token""#),
-    };
-    (Action::Respond(resp), None)
+    let action = answer(shared, fault, Endpoint::Api, |_| {
+        match shared.lock().store.check_access(req.bearer()) {
+            Ok(subject) => Response::json_value(
+                200,
+                &serde_json::json!({"subject": subject.label(), "path": req.path}),
+            ),
+            Err(_) => Response::json(401, r#"{"error":"invalid_token"}"#)
+                .header("WWW-Authenticate", r#"Bearer error="invalid_token""#),
+        }
+    });
+    (action, None)
 }
 
 /// `/_emulator/redirect-target`: where the `redirect` fault points. Answers

@@ -11,6 +11,7 @@ use crate::faults::{Endpoint, Fault, FaultQueue, Grant};
 use crate::oauth::TokenStore;
 use crate::rng::Rng;
 use crate::stats::Stats;
+use crate::throttle::Throttle;
 use crate::Config;
 
 /// Settings changeable at run time (`POST /_emulator/config`).
@@ -20,6 +21,9 @@ pub(crate) struct Runtime {
     pub latency_ms: u64,
     pub refresh_tokens: bool,
     pub omit_expires_in: bool,
+    pub unknown_users: Vec<String>,
+    pub echo: bool,
+    pub throttle: Option<crate::throttle::Limit>,
 }
 
 impl Runtime {
@@ -29,6 +33,9 @@ impl Runtime {
             latency_ms: c.latency_ms,
             refresh_tokens: c.refresh_tokens,
             omit_expires_in: c.omit_expires_in,
+            unknown_users: c.unknown_users.clone(),
+            echo: c.echo,
+            throttle: c.throttle,
         }
     }
 
@@ -38,6 +45,9 @@ impl Runtime {
             "latency_ms": self.latency_ms,
             "refresh_tokens": self.refresh_tokens,
             "omit_expires_in": self.omit_expires_in,
+            "unknown_users": self.unknown_users,
+            "echo": self.echo,
+            "throttle": self.throttle.map(crate::throttle::format),
         })
     }
 }
@@ -48,6 +58,7 @@ pub(crate) struct State {
     pub faults: FaultQueue,
     pub store: TokenStore,
     pub rng: Rng,
+    pub throttle: Throttle,
 }
 
 pub(crate) struct Shared {
@@ -83,6 +94,7 @@ impl Shared {
             faults: FaultQueue::default(),
             store: TokenStore::default(),
             rng: Rng::from_entropy(),
+            throttle: Throttle::default(),
         };
         Shared {
             config,
@@ -193,6 +205,7 @@ impl Shared {
         };
         st.faults.clear();
         st.store = TokenStore::default();
+        st.throttle.clear();
         st.runtime = Runtime::from_config(&self.config);
     }
 }

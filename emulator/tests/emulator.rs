@@ -355,7 +355,10 @@ fn revoked_refresh_is_not_reuse() {
 
 #[test]
 fn authorization_grant_flow() {
-    let emu = start();
+    let emu = start_with(Config {
+        unknown_users: vec!["unknown-42".into()],
+        ..Config::default()
+    });
     let a = emu.addr();
     let org = client_credentials(a).s("access_token");
     let r = grant(a, &org, "8ab28c3e6f8023c3016f8046be110002");
@@ -364,7 +367,7 @@ fn authorization_grant_flow() {
     assert_eq!(code.len(), 32);
     assert!(code.bytes().all(|b| b.is_ascii_hexdigit()));
 
-    // Extra client_id is accepted and ignored.
+    // The code's own client_id may be sent along.
     let r = post_form(
         a,
         "/api/oauth/token",
@@ -734,7 +737,8 @@ fn control_api_over_http() {
     );
     assert_eq!(
         r.json(),
-        serde_json::json!({"lifetime":42,"latency_ms":0,"refresh_tokens":false,"omit_expires_in":false})
+        serde_json::json!({"lifetime":42,"latency_ms":0,"refresh_tokens":false,"omit_expires_in":false,
+                           "unknown_users":[],"echo":false,"throttle":null})
     );
     let t = client_credentials(a).json();
     assert_eq!(t["expires_in"], 42);
@@ -762,6 +766,7 @@ fn control_api_over_http() {
         "code_reuse",
         "redirect_target_hits",
         "faults_served",
+        "throttled",
         "max_concurrent",
         "in_flight",
     ] {
@@ -986,4 +991,489 @@ fn binary_prints_url_and_exits_on_stdin_close() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// Sends a form and reads until the server closes, resets or goes quiet
+/// for `wait`; returns what arrived.
+fn send_expecting_no_answer(
+    addr: SocketAddr,
+    path: &str,
+    pairs: &[(&str, &str)],
+    wait: Duration,
+) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    s.write_all(&raw_request("POST", path, &[FORM], &form(pairs)))
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    got
+}
+
+fn refresh_pairs(rt: &str) -> [(&str, &str); 3] {
+    [
+        ("grant_type", "refresh_token"),
+        ("client_id", ID),
+        ("refresh_token", rt),
+    ]
+}
+
+#[test]
+fn consume_faults_use_up_the_grant() {
+    let emu = start();
+    let a = emu.addr();
+    let short = Duration::from_millis(300);
+    for kind in ["consume:reset", "consume:close", "consume:hang"] {
+        let rt = client_credentials(a).s("refresh_token");
+        emu.add_fault(
+            Fault::parse("token", kind, 1)
+                .unwrap()
+                .grant(Grant::RefreshToken),
+        );
+        let before = emu.stats().issued_for("org:demo-client");
+        let got = send_expecting_no_answer(a, "/api/oauth/token", &refresh_pairs(&rt), short);
+        assert!(
+            got.len() < 40,
+            "{kind}: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        // Processed: the token is used and a new pair was issued.
+        assert_eq!(
+            emu.stats().issued_for("org:demo-client"),
+            before + 1,
+            "{kind}"
+        );
+        let r = refresh(a, &rt);
+        assert_eq!(
+            (r.status, r.s("error")),
+            (400, "invalid_grant".into()),
+            "{kind}"
+        );
+    }
+    assert_eq!(emu.stats().refresh_reuse, 3);
+
+    // consume:status on a code exchange: 502 server_error, the code is used.
+    let org = client_credentials(a).s("access_token");
+    let code = grant(a, &org, "alice").s("code");
+    emu.add_fault(
+        Fault::parse("token", "consume:status:502", 1)
+            .unwrap()
+            .retry_after(3),
+    );
+    let r = exchange(a, &code);
+    assert_eq!((r.status, r.s("error")), (502, "server_error".into()));
+    assert_eq!(r.header("retry-after"), Some("3"));
+    assert_eq!(emu.stats().issued_for("user:alice"), 1);
+    assert_eq!(exchange(a, &code).status, 400);
+    assert_eq!(emu.stats().code_reuse, 1);
+
+    // A failing grant under consume:* still loses its answer; nothing else is used up or double counted.
+    let used = client_credentials(a).s("refresh_token");
+    assert_eq!(refresh(a, &used).status, 200);
+    let before = emu.stats();
+    emu.add_fault(Fault::parse("token", "consume:status:503", 1).unwrap());
+    let r = refresh(a, &used);
+    assert_eq!((r.status, r.s("error")), (503, "server_error".into()));
+    let s = emu.stats();
+    assert_eq!(s.refresh_reuse, before.refresh_reuse + 1);
+    assert_eq!(
+        s.issued_for("org:demo-client"),
+        before.issued_for("org:demo-client")
+    );
+
+    // On the authorization-grant endpoint (here refused for want of a bearer token, then lost).
+    emu.add_fault(Fault::parse("grant", "consume:close", 1).unwrap());
+    let got = send_expecting_no_answer(
+        a,
+        "/api/oauth/authorization-grant",
+        &[("user_id", "alice")],
+        short,
+    );
+    assert!(got.is_empty());
+    emu.add_fault(Fault::parse("grant", "consume:status:500", 1).unwrap());
+    assert_eq!(grant(a, &org, "alice").status, 500);
+    assert_eq!(grant(a, &org, "alice").status, 200);
+
+    // Through the control API too.
+    let r = request(
+        a,
+        "POST",
+        "/_emulator/fault?kind=consume:status:502&count=2",
+        &[],
+        "",
+    );
+    assert_eq!(r.json()["fault"]["kind"], "consume:status:502");
+    assert_eq!(
+        request(
+            a,
+            "POST",
+            "/_emulator/fault?kind=consume:status:200",
+            &[],
+            ""
+        )
+        .status,
+        400
+    );
+}
+
+#[test]
+fn reuse_is_counted_whatever_fault_hits_the_request() {
+    let emu = start();
+    let a = emu.addr();
+    let rt = client_credentials(a).s("refresh_token");
+    assert_eq!(refresh(a, &rt).status, 200);
+    for (kind, status) in [("status:503", 503), ("429", 429)] {
+        add(&emu, kind);
+        assert_eq!(refresh(a, &rt).status, status);
+    }
+    for kind in ["reset", "close", "hang"] {
+        add(&emu, kind);
+        let got = send_expecting_no_answer(
+            a,
+            "/api/oauth/token",
+            &refresh_pairs(&rt),
+            Duration::from_millis(200),
+        );
+        assert!(got.len() < 40, "{kind}");
+    }
+    assert_eq!(emu.stats().refresh_reuse, 5);
+    // Without a fault: counted once, not twice.
+    assert_eq!(refresh(a, &rt).status, 400);
+    assert_eq!(emu.stats().refresh_reuse, 6);
+
+    let org = client_credentials(a).s("access_token");
+    let code = grant(a, &org, "alice").s("code");
+    assert_eq!(exchange(a, &code).status, 200);
+    add(&emu, "reset");
+    send_expecting_no_answer(
+        a,
+        "/api/oauth/token",
+        &[("grant_type", "authorization_code"), ("code", &code)],
+        Duration::from_millis(200),
+    );
+    add(&emu, "status:500");
+    assert_eq!(exchange(a, &code).status, 500);
+    assert_eq!(exchange(a, &code).status, 400);
+    assert_eq!(emu.stats().code_reuse, 3);
+}
+
+#[test]
+fn form_content_type_is_required() {
+    let emu = start();
+    let a = emu.addr();
+    let body = form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", ID),
+        ("client_secret", SECRET),
+    ]);
+    let r = request(a, "POST", "/api/oauth/token", &[], &body);
+    assert_eq!((r.status, r.s("error")), (400, "invalid_request".into()));
+    let ct = (
+        "Content-Type",
+        "application/x-www-form-urlencoded; charset=UTF-8",
+    );
+    assert_eq!(
+        request(a, "POST", "/api/oauth/token", &[ct], &body).status,
+        200
+    );
+    let org = client_credentials(a).s("access_token");
+    let auth = format!("Bearer {org}");
+    let r = request(
+        a,
+        "POST",
+        "/api/oauth/authorization-grant",
+        &[("Authorization", &auth)],
+        "user_id=alice",
+    );
+    assert_eq!((r.status, r.s("error")), (400, "invalid_request".into()));
+    // Counted by what the body says, even when refused.
+    assert_eq!(emu.stats().client_credentials, 3);
+}
+
+#[test]
+fn code_exchange_checks_client_if_sent() {
+    let emu = start_with(Config {
+        clients: vec![
+            (ID.into(), SECRET.into()),
+            ("other".into(), "other-secret".into()),
+        ],
+        ..Config::default()
+    });
+    let a = emu.addr();
+    let org = client_credentials(a).s("access_token");
+    let code = grant(a, &org, "alice").s("code");
+    let with = |extra: &[(&str, &str)]| {
+        let mut pairs = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+        ];
+        pairs.extend_from_slice(extra);
+        post_form(a, "/api/oauth/token", &pairs)
+    };
+    let r = with(&[("client_id", "other")]);
+    assert_eq!((r.status, r.s("error")), (400, "invalid_grant".into()));
+    let r = with(&[("client_id", "other"), ("client_secret", "other-secret")]);
+    assert_eq!((r.status, r.s("error")), (400, "invalid_grant".into()));
+    let r = with(&[("client_secret", "wrong")]);
+    assert_eq!((r.status, r.s("error")), (401, "invalid_client".into()));
+    let r = with(&[("client_id", ID), ("client_secret", "wrong")]);
+    assert_eq!((r.status, r.s("error")), (401, "invalid_client".into()));
+    // Refusals did not use the code.
+    let r = with(&[("client_id", ID), ("client_secret", SECRET)]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(emu.stats().code_reuse, 0);
+}
+
+#[test]
+fn token_paths_per_grant() {
+    let emu = start();
+    let a = emu.addr();
+    let cc = [
+        ("grant_type", "client_credentials"),
+        ("client_id", ID),
+        ("client_secret", SECRET),
+    ];
+    let rt = post_form(a, "/api/oauth/token/", &cc).s("refresh_token");
+    post_form(a, "/api/oauth/token/", &cc);
+    post_form(a, "/api/oauth/token", &cc);
+    post_form(a, "/api/oauth/token/", &refresh_pairs(&rt));
+    let org = client_credentials(a).s("access_token");
+    exchange(a, &grant(a, &org, "alice").s("code"));
+    let s = emu.stats();
+    assert_eq!(
+        s.token_path_count("client_credentials", "/api/oauth/token/"),
+        2
+    );
+    assert_eq!(
+        s.token_path_count("client_credentials", "/api/oauth/token"),
+        2
+    );
+    assert_eq!(s.token_path_count("refresh_token", "/api/oauth/token/"), 1);
+    assert_eq!(
+        s.token_path_count("authorization_code", "/api/oauth/token"),
+        1
+    );
+    assert_eq!(
+        s.token_path_count("authorization_code", "/api/oauth/token/"),
+        0
+    );
+    let j = request(a, "GET", "/_emulator/stats", &[], "").json();
+    assert_eq!(
+        j["token_paths"],
+        serde_json::json!({
+            "client_credentials": {"/api/oauth/token/": 2, "/api/oauth/token": 2},
+            "refresh_token": {"/api/oauth/token/": 1},
+            "authorization_code": {"/api/oauth/token": 1},
+        })
+    );
+}
+
+#[test]
+fn unknown_users_are_configured_not_guessed() {
+    let emu = start();
+    let a = emu.addr();
+    let org = client_credentials(a).s("access_token");
+    // No magic prefix.
+    assert_eq!(grant(a, &org, "unknown-person").status, 200);
+    emu.set_unknown_users(vec!["unknown-person".into()]);
+    assert_eq!(grant(a, &org, "unknown-person").s("code"), "USER_NOT_FOUND");
+    let r = request(
+        a,
+        "POST",
+        "/_emulator/config?unknown_users=bob,carol",
+        &[],
+        "",
+    );
+    assert_eq!(
+        r.json()["unknown_users"],
+        serde_json::json!(["bob", "carol"])
+    );
+    assert_eq!(grant(a, &org, "carol").s("code"), "USER_NOT_FOUND");
+    assert_eq!(grant(a, &org, "unknown-person").status, 200);
+    request(a, "POST", "/_emulator/config?unknown_users=", &[], "");
+    assert_eq!(grant(a, &org, "carol").status, 200);
+
+    let emu = start_with(Config {
+        users: vec!["alice".into(), "bob".into()],
+        unknown_users: vec!["bob".into()],
+        ..Config::default()
+    });
+    let a = emu.addr();
+    let org = client_credentials(a).s("access_token");
+    assert_eq!(grant(a, &org, "alice").status, 200);
+    assert_eq!(grant(a, &org, "bob").s("code"), "USER_NOT_FOUND");
+    assert_eq!(grant(a, &org, "carol").s("code"), "USER_NOT_FOUND");
+}
+
+#[test]
+fn echo_mode_repeats_the_request_in_error_answers() {
+    let emu = start_with(Config {
+        echo: true,
+        ..Config::default()
+    });
+    let a = emu.addr();
+    let secret_form = form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", ID),
+        ("client_secret", "wrong\r\nsecret"),
+    ]);
+    let r = request(a, "POST", "/api/oauth/token?q=1", &[FORM], &secret_form);
+    assert_eq!((r.status, r.s("error")), (401, "invalid_client".into()));
+    let d = r.s("error_description");
+    assert!(d.starts_with("Client authentication failed ("), "{d}");
+    assert!(d.contains(&secret_form) && d.contains("query=q=1"), "{d}");
+    assert!(r.header("x-echo-request").unwrap().contains(&secret_form));
+    // Raw CR/LF in a value is percent-encoded in the header.
+    let r = request(
+        a,
+        "POST",
+        "/api/oauth/token",
+        &[FORM, ("Authorization", "Basic c2VjcmV0")],
+        "grant_type=client_credentials&client_secret=a\r\nb",
+    );
+    assert_eq!(r.status, 401);
+    let h = r.header("x-echo-request").unwrap();
+    assert!(
+        h.contains("client_secret=a%0D%0Ab") && h.contains("authorization=Basic c2VjcmV0"),
+        "{h}"
+    );
+    assert!(r.s("error_description").contains("client_secret=a\r\nb"));
+
+    // Success answers are untouched.
+    let r = client_credentials(a);
+    assert_eq!(r.status, 200);
+    assert!(r.header("x-echo-request").is_none());
+    let org = r.s("access_token");
+
+    // Injected faults with a body, JSON or not, on both endpoints.
+    for kind in ["status:503", "429", "invalid_grant", "consume:status:502"] {
+        add(&emu, kind);
+        let r = client_credentials(a);
+        assert!(
+            r.s("error_description")
+                .contains("client_secret=demo-secret"),
+            "{kind}"
+        );
+        assert!(r.header("x-echo-request").is_some(), "{kind}");
+    }
+    for kind in ["html", "text"] {
+        add(&emu, kind);
+        assert!(
+            client_credentials(a)
+                .text()
+                .contains("client_secret=demo-secret"),
+            "{kind}"
+        );
+    }
+    emu.add_fault(Fault::parse("grant", "status:500", 1).unwrap());
+    let r = grant(a, &org, "alice");
+    assert!(r
+        .s("error_description")
+        .contains(&format!("authorization=Bearer {org}")));
+    emu.set_unknown_users(vec!["nobody".into()]);
+    let r = grant(a, &org, "nobody");
+    assert!(r.s("description").contains("user_id=nobody"));
+
+    // Off at run time through the control API.
+    let r = request(a, "POST", "/_emulator/config?echo=0", &[], "");
+    assert_eq!(r.json()["echo"], false);
+    let r = post_form(
+        a,
+        "/api/oauth/token",
+        &[("grant_type", "client_credentials")],
+    );
+    assert_eq!(r.status, 401);
+    assert!(r.header("x-echo-request").is_none());
+    assert_eq!(r.s("error_description"), "Client authentication failed");
+    emu.set_echo(true);
+    let r = post_form(
+        a,
+        "/api/oauth/token",
+        &[("grant_type", "client_credentials")],
+    );
+    assert!(r.header("x-echo-request").is_some());
+}
+
+#[test]
+fn throttle_refuses_without_processing() {
+    let emu = start_with(Config {
+        throttle: Some((3, Duration::from_millis(1500))),
+        clients: vec![
+            (ID.into(), SECRET.into()),
+            ("other".into(), "other-secret".into()),
+        ],
+        ..Config::default()
+    });
+    let a = emu.addr();
+    let rt = client_credentials(a).s("refresh_token");
+    assert_eq!(client_credentials(a).status, 200);
+    let org = client_credentials(a).s("access_token");
+    let t0 = Instant::now();
+    // Fourth request of this client in the window: refused, refresh token not used.
+    let r = refresh(a, &rt);
+    assert_eq!((r.status, r.s("error")), (429, "too_many_requests".into()));
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    // The authorization grant counts for the token's client too.
+    assert_eq!(grant(a, &org, "alice").status, 429);
+    // Another client has its own bucket.
+    let other = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "other"),
+        ("client_secret", "other-secret"),
+    ];
+    assert_eq!(post_form(a, "/api/oauth/token", &other).status, 200);
+    let s = emu.stats();
+    assert_eq!(
+        (s.throttled, s.token_requests, s.authorization_grant),
+        (2, 5, 1)
+    );
+    assert_eq!(s.issued_for("org:demo-client"), 3);
+
+    // Once the window admits again, the same refresh token still works.
+    std::thread::sleep(Duration::from_millis(1550).saturating_sub(t0.elapsed()));
+    let r = refresh(a, &rt);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(emu.stats().refresh_reuse, 0);
+
+    // Runtime control: set, read back, clear.
+    let r = request(a, "POST", "/_emulator/config?throttle=1/60000", &[], "");
+    assert_eq!(r.json()["throttle"], "1/60000");
+    assert_eq!(client_credentials(a).status, 200);
+    let r = client_credentials(a);
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("60"));
+    // Requests naming no client share a bucket.
+    assert_eq!(
+        post_form(
+            a,
+            "/api/oauth/token",
+            &[("grant_type", "client_credentials")]
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        post_form(a, "/api/oauth/token", &[("grant_type", "password")]).status,
+        429
+    );
+    assert_eq!(
+        request(a, "POST", "/_emulator/config?throttle=x", &[], "").status,
+        400
+    );
+    let r = request(a, "POST", "/_emulator/config?throttle=off", &[], "");
+    assert!(r.json()["throttle"].is_null());
+    for _ in 0..5 {
+        assert_eq!(client_credentials(a).status, 200);
+    }
+    emu.set_throttle(Some((1, Duration::from_secs(60))));
+    assert_eq!(client_credentials(a).status, 200);
+    assert_eq!(client_credentials(a).status, 429);
+    emu.reset();
+    assert_eq!(emu.stats().throttled, 0);
+    // Start-up limit restored, history cleared.
+    for _ in 0..3 {
+        assert_eq!(client_credentials(a).status, 200);
+    }
+    assert_eq!(client_credentials(a).status, 429);
 }

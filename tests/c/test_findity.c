@@ -72,8 +72,9 @@ static uint32_t user(const emu_t *e, const char *uid, char *tok) {
 }
 
 static void start(emu_t *e, const char *extra1, const char *extra2) {
-    int rc = extra1 ? emu_start(e, "--client", CLIENT ":" SECRET, extra1, extra2, NULL)
-                    : emu_start(e, "--client", CLIENT ":" SECRET, NULL);
+    int rc = extra1 ? emu_start(e, "--client", CLIENT ":" SECRET, "--unknown-users", "unknown-person",
+                                extra1, extra2, NULL)
+                    : emu_start(e, "--client", CLIENT ":" SECRET, "--unknown-users", "unknown-person", NULL);
     if (rc != 0) {
         fprintf(stderr, "cannot start the emulator (set FINDITY_EMULATOR)\n");
         exit(2);

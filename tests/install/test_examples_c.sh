@@ -13,7 +13,7 @@ connector=${1:?usage: $0 CONNECTOR DEMO}
 demo=${2:?usage: $0 CONNECTOR DEMO}
 t0=$SECONDS
 
-start_emulator --client erp-client:erp-secret
+start_emulator --client erp-client:erp-secret --unknown-users unknown-employee
 export FINDITY_CLIENT_SECRET=erp-secret
 echo "emulator at $EMULATOR_URL"
 

@@ -77,7 +77,8 @@ expect_eq "findity-token --version" "findity-token $version (libfindity $version
 
 # ---------------------------------------------------------------------------------------------
 echo "== the C examples, built with pkg-config alone"
-target/debug/findity-emulator --port 0 --quiet --url-file "$tmp/emulator-url" --client inst-client:inst-secret >/dev/null &
+target/debug/findity-emulator --port 0 --quiet --url-file "$tmp/emulator-url" --client inst-client:inst-secret \
+    --unknown-users unknown-person >/dev/null &
 EMULATOR_PID=$! # stopped by cleanup
 for _ in $(seq 100); do [ -s "$tmp/emulator-url" ] && break; sleep 0.05; done
 EMULATOR_URL=$(cat "$tmp/emulator-url")

@@ -37,7 +37,8 @@ namespace Findity.Auth.Tests
         public Emulator(string path, string clientId, string secret)
         {
             var psi = new ProcessStartInfo(path,
-                "--port 0 --quiet --exit-on-stdin-close --client " + clientId + ":" + secret);
+                "--port 0 --quiet --exit-on-stdin-close --client " + clientId + ":" + secret
+                + " --unknown-users unknown-bob,unknown-1,unknown-3,unknown-5,unknown-7");
             psi.UseShellExecute = false;
             psi.RedirectStandardInput = true;
             psi.RedirectStandardOutput = true;

@@ -43,6 +43,7 @@ class Emulator:
             "--exit-on-stdin-close",
             "--client", "%s:%s" % (CLIENT_ID, SECRET),
             "--client", "%s:%s" % (OTHER_CLIENT_ID, OTHER_SECRET),
+            "--unknown-users", "unknown-user-1,unknown-x,unknown-y",
             *args,
         ]  # fmt: skip
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
