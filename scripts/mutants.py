@@ -15,7 +15,7 @@ import tomllib
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRATCH = os.path.join(ROOT, "build", "mutants", "tree")
 SUITES = {
-    "rust": ["cargo", "test", "--workspace", "-q"],
+    "rust": ["cargo", "test", "--workspace", "--no-fail-fast", "-q"],
     "c": ["make", "-s", "test-c"],
     "c-valgrind": ["make", "-s", "test-c-valgrind"],
     "python": ["make", "-s", "test-python"],
@@ -45,14 +45,38 @@ def apply(m):
     open(path, "w", encoding="utf-8").write(text.replace(m["find"], m["replace"]))
 
 
+def failing_tests(output):
+    """Names of the failing tests in a suite's output (cargo's '--- FAILED', the C suite's
+    'FAIL name', pytest's 'FAILED path::name', the C# runner's 'FAIL name'); compile errors."""
+    names = []
+    for line in output.splitlines():
+        line = line.strip()
+        if line.endswith("--- FAILED"):
+            names.append(line.split()[0])
+        elif line.startswith("FAILED "):
+            names.append(line.split()[1].split("::")[-1])
+        elif line.startswith("FAIL ") and "(" not in line.split()[1]:
+            names.append(line.split()[1])
+        elif line.startswith("error[E") or line.startswith("error: could not compile"):
+            names.append("COMPILE ERROR")
+    seen = []
+    for n in names:
+        if n not in seen:
+            seen.append(n)
+    return seen
+
+
 def run_suite(name, log):
     t0 = time.monotonic()
     try:
-        r = subprocess.run(SUITES[name], cwd=SCRATCH, stdout=log, stderr=subprocess.STDOUT,
-                           timeout=SUITE_TIMEOUT)
+        r = subprocess.run(SUITES[name], cwd=SCRATCH, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=SUITE_TIMEOUT, text=True)
+        log.write(r.stdout)
         ok = r.returncode == 0
-        how = "passed" if ok else f"failed (exit {r.returncode})"
-    except subprocess.TimeoutExpired:
+        tests = failing_tests(r.stdout)
+        how = "passed" if ok else "failed: " + (", ".join(tests[:6]) or f"exit {r.returncode}")
+    except subprocess.TimeoutExpired as e:
+        log.write(e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or ""))
         ok, how = False, f"timed out after {SUITE_TIMEOUT} s"
     return ok, how, time.monotonic() - t0
 
@@ -87,6 +111,9 @@ def main():
                 if not ok:
                     caught_by = s
                     break
+        compile_error = any("COMPILE ERROR" in t for t in tried)
+        if compile_error:
+            raise SystemExit(f"mutation {m['id']} does not compile: fix mutations.toml (see {log.name})")
         verdict = f"caught by {caught_by}" if caught_by else "SURVIVED"
         if not caught_by:
             survived.append(m["id"])
