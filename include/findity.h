@@ -126,6 +126,18 @@ typedef struct FindityStats {
    * a token is cached (FINDITY_ERR_NOT_CACHED, which has no slot).
    */
   uint64_t failures[7];
+  /**
+   * 429 (or 503 with Retry-After) answers that paused every token request to a base URL.
+   */
+  uint64_t throttle_pauses;
+  /**
+   * Token requests that waited for such a pause, or for pacing, before they were sent.
+   */
+  uint64_t throttle_waits;
+  /**
+   * Cache entries dropped after `idle_ms` without use.
+   */
+  uint64_t idle_evictions;
 } FindityStats;
 
 #ifdef __cplusplus
@@ -254,6 +266,10 @@ void findity_clear_cache(void);
  *  - "proxy": "http://host:port" for all requests except loopback; by default HTTPS_PROXY,
  *    ALL_PROXY and NO_PROXY from the environment are used.
  *  - "user_agent": the User-Agent header (default "libfindity/VERSION").
+ *  - "renewal_threads" (4): background renewal workers, 1 to 64; renewals beyond them queue in
+ *    order of expiry (a caller that needs a token meanwhile renews it itself).
+ *  - "idle_ms" (1800000): a cache entry unused for this long is dropped, whatever it holds, so
+ *    a process that sees many users over time stays bounded.
  *
  * An unknown name or bad value is FINDITY_ERR_INVALID_ARGUMENT and changes nothing.
  * Thread-safe; applies to requests started afterwards.

@@ -15,11 +15,20 @@ pub struct Options {
     /// Explicit proxy URL; `None` uses HTTPS_PROXY / ALL_PROXY / NO_PROXY from the environment.
     pub proxy: Option<String>,
     pub user_agent: String,
+    /// Background renewal workers (the most renewals running at once).
+    pub renewal_threads: usize,
+    /// A cache entry unused this long is dropped, whatever it holds.
+    pub idle: Duration,
 }
 
 pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_RENEWAL_THREADS: usize = 4;
+const MAX_RENEWAL_THREADS: usize = 64;
+/// 30 minutes: a connector walking every employee keeps each one's tokens across a pass.
+pub const DEFAULT_IDLE_MS: u64 = 1_800_000;
 const MAX_MS: u64 = 3_600_000;
+const MAX_IDLE_MS: u64 = 7 * 24 * 3_600_000;
 
 impl Default for Options {
     fn default() -> Options {
@@ -30,6 +39,8 @@ impl Default for Options {
             ca_pem: None,
             proxy: None,
             user_agent: default_user_agent(),
+            renewal_threads: DEFAULT_RENEWAL_THREADS,
+            idle: Duration::from_millis(DEFAULT_IDLE_MS),
         }
     }
 }
@@ -99,6 +110,36 @@ impl Options {
                 }
                 Ok(Effect::HttpClient)
             }
+            "renewal_threads" => {
+                self.renewal_threads = if value.is_empty() {
+                    DEFAULT_RENEWAL_THREADS
+                } else {
+                    match value.parse::<usize>() {
+                        Ok(n) if (1..=MAX_RENEWAL_THREADS).contains(&n) => n,
+                        _ => {
+                            return Err(Error::invalid_argument(format!(
+                                "renewal_threads must be a whole number from 1 to {MAX_RENEWAL_THREADS}"
+                            )))
+                        }
+                    }
+                };
+                Ok(Effect::Timing)
+            }
+            "idle_ms" => {
+                self.idle = if value.is_empty() {
+                    Duration::from_millis(DEFAULT_IDLE_MS)
+                } else {
+                    match value.parse::<u64>() {
+                        Ok(ms) if (1..=MAX_IDLE_MS).contains(&ms) => Duration::from_millis(ms),
+                        _ => {
+                            return Err(Error::invalid_argument(format!(
+                                "idle_ms must be a whole number of milliseconds from 1 to {MAX_IDLE_MS}"
+                            )))
+                        }
+                    }
+                };
+                Ok(Effect::Timing)
+            }
             "log_level" => {
                 if value.is_empty() {
                     return Ok(Effect::LogLevel(crate::log::env_level()));
@@ -108,7 +149,7 @@ impl Options {
                 })
             }
             _ => Err(Error::invalid_argument(format!(
-                "unknown option \"{}\"; known: timeout_ms, connect_timeout_ms, ca_file, proxy, user_agent, log_level",
+                "unknown option \"{}\"; known: timeout_ms, connect_timeout_ms, ca_file, proxy, user_agent, log_level, renewal_threads, idle_ms",
                 crate::error::sanitize_server_text(name, 64)
             ))),
         }
@@ -142,6 +183,21 @@ mod tests {
             assert!(o.set("timeout_ms", bad).is_err(), "{bad}");
             assert!(o.set("connect_timeout_ms", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn renewal_threads_and_idle() {
+        let mut o = Options::default();
+        o.set("renewal_threads", "2").unwrap();
+        assert_eq!(o.renewal_threads, 2);
+        o.set("renewal_threads", "").unwrap();
+        assert_eq!(o.renewal_threads, DEFAULT_RENEWAL_THREADS);
+        for bad in ["0", "65", "x", "-1"] {
+            assert!(o.set("renewal_threads", bad).is_err(), "{bad}");
+        }
+        o.set("idle_ms", "250").unwrap();
+        assert_eq!(o.idle, Duration::from_millis(250));
+        assert!(o.set("idle_ms", "0").is_err());
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct Error {
     /// Worth trying again (connect error, 408, 429, 5xx).
     pub retryable: bool,
     pub retry_after: Option<Duration>,
+    /// The host name did not resolve: worth one quick retry, not the whole timeout.
+    pub unresolved: bool,
 }
 
 impl Error {
@@ -54,6 +56,7 @@ impl Error {
             delivery: Delivery::NotSent,
             retryable: false,
             retry_after: None,
+            unresolved: false,
         }
     }
 

@@ -69,6 +69,12 @@ pub struct FindityStats {
     /// [FINDITY_ERR_BUFFER_TOO_SMALL]: asking for the size is not a failure, nor is asking whether
     /// a token is cached (FINDITY_ERR_NOT_CACHED, which has no slot).
     pub failures: [u64; 7],
+    /// 429 (or 503 with Retry-After) answers that paused every token request to a base URL.
+    pub throttle_pauses: u64,
+    /// Token requests that waited for such a pause, or for pacing, before they were sent.
+    pub throttle_waits: u64,
+    /// Cache entries dropped after `idle_ms` without use.
+    pub idle_evictions: u64,
 }
 
 const MAX_ID_LEN: usize = 1024;
@@ -269,6 +275,10 @@ pub extern "C" fn findity_clear_cache() {
 ///  - "proxy": "http://host:port" for all requests except loopback; by default HTTPS_PROXY,
 ///    ALL_PROXY and NO_PROXY from the environment are used.
 ///  - "user_agent": the User-Agent header (default "libfindity/VERSION").
+///  - "renewal_threads" (4): background renewal workers, 1 to 64; renewals beyond them queue in
+///    order of expiry (a caller that needs a token meanwhile renews it itself).
+///  - "idle_ms" (1800000): a cache entry unused for this long is dropped, whatever it holds, so
+///    a process that sees many users over time stays bounded.
 ///
 /// An unknown name or bad value is FINDITY_ERR_INVALID_ARGUMENT and changes nothing.
 /// Thread-safe; applies to requests started afterwards.
@@ -340,6 +350,9 @@ pub unsafe extern "C" fn findity_stats(out: *mut FindityStats, out_size: usize) 
             fallbacks: get(&s.fallbacks),
             retries: get(&s.retries),
             failures,
+            throttle_pauses: get(&s.throttled),
+            throttle_waits: get(&s.throttle_waits),
+            idle_evictions: get(&s.evicted),
         };
         let n = out_size.min(std::mem::size_of::<FindityStats>());
         // SAFETY: `out` has out_size writable bytes; n <= both sizes.

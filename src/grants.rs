@@ -226,12 +226,7 @@ pub fn parse_token(body: &[u8], issued_at: Instant) -> Result<Token, String> {
     }
     let refresh = checked_token(obj.get("refresh_token"), "refresh_token")?;
     let lifetime = parse_expires_in(obj.get("expires_in"))?;
-    Ok(Token {
-        access,
-        refresh,
-        issued_at,
-        lifetime,
-    })
+    Ok(Token::new(access, refresh, issued_at, lifetime))
 }
 
 pub fn parse_code(body: &[u8]) -> Result<Secret, String> {

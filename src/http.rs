@@ -155,6 +155,21 @@ fn classify(e: &reqwest::Error) -> Error {
         err.delivery = Delivery::NotSent;
         return err;
     }
+    if e.is_connect() && is_unresolved(e) {
+        let host = e
+            .url()
+            .and_then(|u| u.host_str())
+            .unwrap_or("?")
+            .to_string();
+        let mut err = Error::new(
+            Status::Network,
+            format!("cannot resolve host \"{host}\": {cause}"),
+        );
+        err.delivery = Delivery::NotSent;
+        err.retryable = true;
+        err.unresolved = true;
+        return err;
+    }
     if e.is_connect() {
         let mut err = Error::new(Status::Network, format!("cannot connect: {cause}"));
         err.delivery = Delivery::NotSent;
@@ -170,6 +185,20 @@ fn classify(e: &reqwest::Error) -> Error {
     err.delivery = Delivery::Unknown;
     err.retryable = true;
     err
+}
+
+/// A failed name lookup: hyper's connector reports "dns error", the system resolver
+/// "failed to lookup address".
+fn is_unresolved(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        let text = c.to_string().to_ascii_lowercase();
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
 }
 
 /// The innermost error text; the outer layers repeat the URL and add nothing useful.

@@ -2,7 +2,9 @@
 //!
 //! Where things live:
 //! - [`ffi`]: the exported `findity_*` functions; argument checks and the panic boundary only.
-//! - [`cache`]: process-wide token caches, single flight, background refresh, fallbacks.
+//! - [`cache`]: process-wide token caches: key index, entries with single flight, renewal
+//!   workers, per-thread snapshots (a file per concept under src/cache/).
+//! - [`throttle`]: per-host pause on 429 and pacing of token requests.
 //! - [`token`]: a token and its expiry rules (one place).
 //! - [`source`]: where a new token comes from: refresh token, then the primary grant, with retries.
 //! - [`grants`]: the four Findity OAuth requests and their answers.
@@ -27,6 +29,7 @@ pub mod secret;
 pub mod source;
 pub mod state;
 pub mod stats;
+pub mod throttle;
 pub mod token;
 
 pub use error::{Error, Status};

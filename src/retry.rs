@@ -32,6 +32,11 @@ impl Backoff {
         if !err.retryable {
             return None;
         }
+        // A name that does not resolve gets one quick retry (a resolver hiccup), not the
+        // whole timeout: it rarely starts resolving within seconds.
+        if err.unresolved && self.attempt >= 1 {
+            return None;
+        }
         // The server's Retry-After is a floor, never a reason to retry faster than our backoff.
         let backoff = jittered(delay_for(self.attempt));
         let delay = err.retry_after.map_or(backoff, |d| d.max(backoff));

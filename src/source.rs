@@ -1,6 +1,7 @@
 //! Where a new token comes from, in order: the refresh token (sent at most once, ever), then
 //! the primary grant: client credentials for the organization, or an authorization grant plus
-//! code exchange for a user. Retries with backoff stay inside the caller's deadline.
+//! code exchange for a user. Retries with backoff stay inside the caller's deadline, and every
+//! request goes through the host's throttle (crate::throttle) first.
 
 use crate::cache::Key;
 use crate::error::{Delivery, Error};
@@ -11,7 +12,29 @@ use crate::secret::Secret;
 use crate::state::State;
 use crate::stats::inc;
 use crate::token::Token;
+use std::sync::Arc;
 use std::time::Instant;
+
+/// Send one request through the host's throttle: wait for a pause or pacing (or fail at once,
+/// nothing sent, if that outlasts the deadline), and report the answer back to it.
+fn send<T>(
+    st: &State,
+    key: &Key,
+    deadline: Instant,
+    request: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
+    let ticket = st.throttle.admit(&st.stats, &key.base, deadline)?;
+    let result = request();
+    st.throttle
+        .answered(&st.stats, &key.base, ticket, result.as_ref().map(|_| ()));
+    result
+}
+
+/// The server did not act on the request: it was throttled (429, or 503 with Retry-After).
+fn not_processed(e: &Error) -> bool {
+    e.delivery == Delivery::Answered
+        && (e.http_status == 429 || (e.http_status == 503 && e.retry_after.is_some()))
+}
 
 /// Obtain a new token for `key`. Returns the refresh token back if it was never sent
 /// (connect failure), since it is then still unused and valid.
@@ -27,16 +50,29 @@ pub fn renew(
         Err(e) => return (Err(e), refresh),
     };
     let mut unused = None;
-    if let Some(rt) = refresh {
-        inc(&st.stats.refresh_token);
+    let mut attempts = Attempts::new(deadline);
+    while let Some(rt) = refresh.as_ref() {
         log!(Debug, "{key}: refresh_token grant");
-        match grants::refresh(&http, &key.base, &key.client_id, &rt, deadline) {
+        let sent = send(st, key, deadline, || {
+            inc(&st.stats.refresh_token);
+            grants::refresh(&http, &key.base, &key.client_id, rt, deadline)
+        });
+        match sent {
             Ok(t) => {
                 obtained(key, &t, "refresh_token");
                 return (Ok(t), None);
             }
             // Never left this process: still unused, keep it for later.
-            Err(e) if e.delivery == Delivery::NotSent => unused = Some(rt),
+            Err(e) if e.delivery == Delivery::NotSent => {
+                unused = refresh;
+                break;
+            }
+            // Throttled: the server did not use it. Send it again after the pause, never fall
+            // back at once; if the pause outlasts the deadline, keep it for the next try.
+            Err(e) if not_processed(&e) => match retry(st, key, &mut attempts, e) {
+                Ok(()) => continue,
+                Err(e) => return (Err(e), refresh),
+            },
             // Refused, or sent with no answer: burnt either way. Fall back to the primary grant.
             Err(e) => {
                 inc(&st.stats.fallbacks);
@@ -49,6 +85,7 @@ pub fn renew(
                     Info,
                     "{key}: refresh token not accepted, falling back to {grant}: {e}"
                 );
+                break;
             }
         }
     }
@@ -125,8 +162,11 @@ fn organization_token(
     let http = st.http()?;
     let mut attempts = Attempts::new(deadline);
     loop {
-        inc(&st.stats.client_credentials);
-        match grants::client_credentials(&http, &key.base, &key.client_id, secret, deadline) {
+        let sent = send(st, key, deadline, || {
+            inc(&st.stats.client_credentials);
+            grants::client_credentials(&http, &key.base, &key.client_id, secret, deadline)
+        });
+        match sent {
             Ok(t) => {
                 obtained(key, &t, "client_credentials");
                 return Ok(t);
@@ -146,22 +186,23 @@ fn user_token(
     deadline: Instant,
 ) -> Result<Token, Error> {
     let http = st.http()?;
-    let org_key = Key {
-        user_id: None,
-        ..key.clone()
-    };
-    let org = st.cache.entry(&org_key, secret.expose());
+    let org_key = key.organization();
     let mut attempts = Attempts::new(deadline);
     let mut org_token_renewed = false;
     loop {
-        let org_token = org
-            .get(st, secret.expose(), deadline, |t| Secret::new(t))
+        let (org, org_token) = organization_for_grant(st, &org_key, secret, deadline)
             .map_err(|e| e.context("organization token for the authorization grant"))?;
-        inc(&st.stats.authorization_grant);
-        let err = match grants::authorization_grant(&http, &key.base, &org_token, user, deadline) {
+        let granted = send(st, key, deadline, || {
+            inc(&st.stats.authorization_grant);
+            grants::authorization_grant(&http, &key.base, &org_token, user, deadline)
+        });
+        let err = match granted {
             Ok(code) => {
-                inc(&st.stats.authorization_code);
-                match grants::exchange_code(&http, &key.base, &code, deadline) {
+                let exchanged = send(st, key, deadline, || {
+                    inc(&st.stats.authorization_code);
+                    grants::exchange_code(&http, &key.base, &code, deadline)
+                });
+                match exchanged {
                     Ok(t) => {
                         obtained(key, &t, "authorization grant and code exchange");
                         return Ok(t);
@@ -184,7 +225,7 @@ fn user_token(
                     "{key}: organization token {} refused by the authorization grant, renewing it",
                     fingerprint(org_token.expose())
                 );
-                org.invalidate_if(&org_token);
+                org.invalidate_if(org_token.expose().as_bytes());
                 org_token_renewed = true;
                 continue;
             }
@@ -192,6 +233,27 @@ fn user_token(
         };
         retry(st, key, &mut attempts, err)?;
     }
+}
+
+/// The organization entry and its token for an authorization grant. The entry is looked up
+/// each time: one held across calls may have been retired (cleared or evicted).
+fn organization_for_grant(
+    st: &'static State,
+    org_key: &Key,
+    secret: &Secret,
+    deadline: Instant,
+) -> Result<(Arc<crate::cache::Entry>, Secret), Error> {
+    let mut take = |t: &str| Secret::new(t);
+    for _ in 0..8 {
+        let org = st.cache.entry(st, org_key, secret.expose());
+        match org.get(st, secret.expose(), deadline, take) {
+            Ok(token) => return token.map(|t| (org, t)),
+            Err(back) => take = back,
+        }
+    }
+    Err(Error::internal(
+        "organization entry retired repeatedly during one call",
+    ))
 }
 
 fn after_attempts(e: Error, attempts: u32) -> Error {

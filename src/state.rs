@@ -5,21 +5,28 @@
 //! parent's state again: the first call in the child builds a fresh state, copying (with
 //! try_lock only) the parent's still-valid access tokens, but never its refresh tokens, which
 //! the parent may still use. The old state is leaked on purpose: dropping it could block.
+//!
+//! Locks here and in the cache are std's (futexes on Linux): a lock word belongs to its own
+//! state only. parking_lot parks threads in one process-wide table whose bucket locks a fork
+//! can catch held by a thread that does not exist in the child (parking_lot issue 515).
 
+use crate::cache::renewal::Renewals;
 use crate::cache::Cache;
 use crate::config::{Effect, Options};
 use crate::error::Error;
 use crate::http::Http;
 use crate::log::log;
 use crate::stats::Stats;
-use parking_lot::Mutex;
+use crate::throttle::Throttle;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub struct State {
     fork_generation: u64,
     pub cache: Cache,
     pub stats: Stats,
+    pub renewals: Renewals,
+    pub throttle: Throttle,
     options: Mutex<Arc<Options>>,
     http: Mutex<Option<Arc<Http>>>,
     /// Serialises set_option (per state: a child after fork starts with a free one).
@@ -57,11 +64,13 @@ fn renew(old: *mut State, generation: u64) -> &'static State {
         cache: parent.map_or_else(Cache::default, |p| Cache::inherit(&p.cache)),
         options: Mutex::new(
             parent
-                .and_then(|p| p.options.try_lock().map(|o| Arc::clone(&o)))
+                .and_then(|p| p.options.try_lock().ok().map(|o| Arc::clone(&o)))
                 .unwrap_or_default(),
         ),
         http: Mutex::new(None),
         stats: Stats::default(),
+        renewals: Renewals::default(),
+        throttle: Throttle::default(),
         setters: Mutex::new(()),
     }));
     match STATE.compare_exchange(old, fresh, Ordering::AcqRel, Ordering::Acquire) {
@@ -90,15 +99,20 @@ extern "C" fn after_fork_in_child() {
     FORK_GENERATION.fetch_add(1, Ordering::AcqRel);
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Each guarded value is replaced in one step: a panic elsewhere leaves nothing half-done.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl State {
     pub fn options(&self) -> Arc<Options> {
-        Arc::clone(&self.options.lock())
+        Arc::clone(&lock(&self.options))
     }
 
     pub fn set_option(&self, name: &str, value: &str) -> Result<(), Error> {
         // Serialises setters; the options lock itself is held only to read and to swap, so a
         // fork() in another thread almost never finds it held (the child would lose options).
-        let _one_at_a_time = self.setters.lock();
+        let _one_at_a_time = lock(&self.setters);
         let current = self.options();
         let mut next = Options::clone(&current);
         let effect = next.set(name, value)?;
@@ -110,10 +124,10 @@ impl State {
             // Built first (slow: it starts a runtime thread), so a client that can't be built
             // leaves the options as they were.
             let http = Arc::new(Http::new(&next)?);
-            *self.options.lock() = Arc::new(next);
-            *self.http.lock() = Some(http);
+            *lock(&self.options) = Arc::new(next);
+            *lock(&self.http) = Some(http);
         } else {
-            *self.options.lock() = Arc::new(next);
+            *lock(&self.options) = Arc::new(next);
         }
         Ok(())
     }
@@ -122,7 +136,7 @@ impl State {
     pub fn http(&self) -> Result<Arc<Http>, Error> {
         // Options first: set_option locks options, then http; never the other order.
         let options = self.options();
-        let mut slot = self.http.lock();
+        let mut slot = lock(&self.http);
         if let Some(h) = &*slot {
             return Ok(Arc::clone(h));
         }

@@ -25,6 +25,12 @@ pub struct Stats {
     pub background_refreshes: AtomicU64,
     pub fallbacks: AtomicU64,
     pub retries: AtomicU64,
+    /// 429 (or 503 with Retry-After) answers that paused a base URL.
+    pub throttled: AtomicU64,
+    /// Token requests that waited for a pause or for pacing before they were sent.
+    pub throttle_waits: AtomicU64,
+    /// Idle cache entries dropped.
+    pub evicted: AtomicU64,
     /// Failed calls by status code (index = FINDITY_ERR_*; 0 unused).
     pub failures: [AtomicU64; 7],
 }

@@ -1,4 +1,5 @@
-//! A token and its expiry rules. All expiry logic lives here.
+//! A token and its expiry rules. All expiry logic lives here: the hard margin, the renewal
+//! window (with its per-token jitter) and the coarse-clock stamp of the cache-hit path.
 
 use crate::secret::Secret;
 use std::time::{Duration, Instant};
@@ -15,6 +16,10 @@ pub struct Token {
     /// Monotonic time taken before the request was sent: the server's clock starts later.
     pub issued_at: Instant,
     pub lifetime: Duration,
+    /// How long before expiry background renewal starts: the base window less a random part
+    /// of up to a quarter of the time between it and the hard margin, chosen once per token,
+    /// so keys fetched together do not all renew at the same moment.
+    window: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,19 +32,46 @@ pub enum Freshness {
     Expired,
 }
 
+/// A handed-out token has at least this much life left: min(60 s, 25 % of its lifetime).
+fn hard_margin(lifetime: Duration) -> Duration {
+    (lifetime / 4).min(Duration::from_secs(60))
+}
+
+/// Background renewal starts at most this long before expiry: min(300 s, 50 % of its lifetime).
+fn base_window(lifetime: Duration) -> Duration {
+    (lifetime / 2).min(Duration::from_secs(300))
+}
+
 impl Token {
+    pub fn new(
+        access: Secret,
+        refresh: Option<Secret>,
+        issued_at: Instant,
+        lifetime: Duration,
+    ) -> Token {
+        let (base, margin) = (base_window(lifetime), hard_margin(lifetime));
+        let spread = base.saturating_sub(margin) / 4;
+        let jitter = spread.mul_f64((crate::retry::random_u64() % 1024) as f64 / 1024.0);
+        Token {
+            access,
+            refresh,
+            issued_at,
+            lifetime,
+            window: base - jitter,
+        }
+    }
+
     pub fn expires_at(&self) -> Instant {
         self.issued_at + self.lifetime
     }
 
-    /// A handed-out token has at least this much life left: min(60 s, 25 % of its lifetime).
     pub fn hard_margin(&self) -> Duration {
-        (self.lifetime / 4).min(Duration::from_secs(60))
+        hard_margin(self.lifetime)
     }
 
-    /// Background renewal starts this long before expiry: min(300 s, 50 % of its lifetime).
+    /// Background renewal starts this long before expiry (see `window`).
     pub fn refresh_window(&self) -> Duration {
-        (self.lifetime / 2).min(Duration::from_secs(300))
+        self.window
     }
 
     pub fn freshness(&self, now: Instant) -> Freshness {
@@ -53,7 +85,7 @@ impl Token {
         }
     }
 
-    /// Whole seconds of life left (for callers that print an expiry).
+    /// Life left (for callers that print an expiry).
     pub fn remaining(&self, now: Instant) -> Duration {
         self.expires_at().saturating_duration_since(now)
     }
@@ -73,15 +105,22 @@ impl Token {
 
 const COARSE_SLACK: Duration = Duration::from_millis(20);
 
-/// CLOCK_MONOTONIC_COARSE in nanoseconds: the same timeline as `Instant`, read in a few ns
-/// without a syscall, at the resolution of the kernel tick.
+/// Linux's coarse monotonic clock reads in a few ns without a syscall, at the kernel tick's
+/// resolution. Elsewhere (macOS, the BSDs) the plain monotonic clock: the stamps only ever
+/// compare with each other, so any monotonic clock is correct, just slower.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const COARSE_CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC_COARSE;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const COARSE_CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC;
+
+/// The coarse clock in nanoseconds (see COARSE_CLOCK).
 pub fn coarse_now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: ts is a valid, writable timespec; the clock id is a constant the kernel knows.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    unsafe { libc::clock_gettime(COARSE_CLOCK, &mut ts) };
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
@@ -89,12 +128,15 @@ pub fn coarse_now_ns() -> u64 {
 mod tests {
     use super::*;
 
+    /// A token without jitter: the window is the base window.
     fn token(lifetime: u64) -> Token {
+        let lifetime = Duration::from_secs(lifetime);
         Token {
             access: Secret::new("a"),
             refresh: None,
             issued_at: Instant::now(),
-            lifetime: Duration::from_secs(lifetime),
+            lifetime,
+            window: base_window(lifetime),
         }
     }
 
@@ -110,6 +152,30 @@ mod tests {
         assert_eq!(at(3539), Freshness::Stale);
         assert_eq!(at(3541), Freshness::Expired);
         assert_eq!(at(99999), Freshness::Expired);
+    }
+
+    #[test]
+    fn renewal_windows_are_jittered_within_bounds() {
+        let mut windows = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let t = Token::new(
+                Secret::new("a"),
+                None,
+                Instant::now(),
+                Duration::from_secs(3600),
+            );
+            let w = t.refresh_window();
+            assert!(
+                w <= Duration::from_secs(300) && w >= Duration::from_secs(240),
+                "{w:?}"
+            );
+            windows.insert(w.as_millis());
+        }
+        assert!(
+            windows.len() > 50,
+            "not spread: {} distinct windows",
+            windows.len()
+        );
     }
 
     #[test]

@@ -283,10 +283,37 @@ fn run(s: &Scenario) -> Vec<String> {
         "single-use grant reused".into(),
     );
 
-    // 2. Nothing poisoned: healthy again, the next call works.
+    // 2. Nothing poisoned: healthy again, the next call works. Except after a Retry-After
+    //    longer than timeout_ms: then the host stays paused (capped at 60 s) and the next call
+    //    fails at once, saying until when, without sending anything.
     emu.clear_faults();
+    let long_pause =
+        s.fault.contains("kind=429&retry_after=") && !s.fault.contains("retry_after=1&");
+    let sent_before = emu.stats().token_requests + emu.stats().authorization_grant;
+    let t0 = Instant::now();
     let healthy = call(&url, s.flow, USER);
-    check(healthy.is_ok(), format!("after the fault: {healthy:?}"));
+    if long_pause {
+        let sent = emu.stats().token_requests + emu.stats().authorization_grant - sent_before;
+        match &healthy {
+            Err((rc, _, msg)) => {
+                check(*rc == SRV, format!("paused host: status {rc}: {msg}"));
+                check(
+                    msg.contains("throttling")
+                        && msg.contains("until")
+                        && msg.contains("nothing was sent"),
+                    format!("paused host: {msg}"),
+                );
+            }
+            Ok(_) => check(false, "a token while the host is paused".into()),
+        }
+        check(sent == 0, format!("{sent} requests sent to a paused host"));
+        check(
+            t0.elapsed() < Duration::from_millis(1000),
+            format!("paused host: waited {:?}", t0.elapsed()),
+        );
+    } else {
+        check(healthy.is_ok(), format!("after the fault: {healthy:?}"));
+    }
     drop(emu);
 
     // 3. Nothing lost (for faults that make renewal fail): a valid token (4 s, in its refresh window after 2.2 s) keeps being served
@@ -382,11 +409,18 @@ fn refusing_port() -> (std::os::fd::OwnedFd, u16) {
         addr.sin_family = libc::AF_INET as libc::sa_family_t;
         addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
         let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        assert_eq!(libc::bind(fd, (&addr as *const libc::sockaddr_in).cast(), len), 0);
+        assert_eq!(
+            libc::bind(fd, (&addr as *const libc::sockaddr_in).cast(), len),
+            0
+        );
         let mut got: libc::sockaddr_in = std::mem::zeroed();
         let mut got_len = len;
         assert_eq!(
-            libc::getsockname(fd, (&mut got as *mut libc::sockaddr_in).cast(), &mut got_len),
+            libc::getsockname(
+                fd,
+                (&mut got as *mut libc::sockaddr_in).cast(),
+                &mut got_len
+            ),
             0
         );
         (owned, u16::from_be(got.sin_port))

@@ -54,7 +54,10 @@ fn ffi_args_covers_every_exported_function() {
         .collect();
     exported.sort_unstable();
     exported.dedup();
-    assert!(exported.len() >= 12, "only {exported:?} found in the header");
+    assert!(
+        exported.len() >= 12,
+        "only {exported:?} found in the header"
+    );
     let missing: Vec<_> = exported
         .iter()
         .filter(|f| !checks.contains(&format!("{f}(")))

@@ -46,7 +46,11 @@ fn refresh_answer_lost(user: Option<&str>, lost: &str) {
     let url = emu.url();
     token(&url, user).unwrap();
     common::invalidate(&url, ID, user);
-    emu.add_fault(Fault::parse("token", lost, 1).unwrap().grant(Grant::RefreshToken));
+    emu.add_fault(
+        Fault::parse("token", lost, 1)
+            .unwrap()
+            .grant(Grant::RefreshToken),
+    );
     let fallback = match user {
         None => Fault::parse("token", "status:400", 1)
             .unwrap()
@@ -54,14 +58,23 @@ fn refresh_answer_lost(user: Option<&str>, lost: &str) {
         Some(_) => Fault::parse("grant", "status:400", 1).unwrap(),
     };
     emu.add_fault(fallback);
-    assert!(token(&url, user).is_err(), "{lost}: the fallback was refused");
+    assert!(
+        token(&url, user).is_err(),
+        "{lost}: the fallback was refused"
+    );
     // A hang uses up timeout_ms before the fallback is tried: its fault may still be queued.
     emu.clear_faults();
     let got = token(&url, user);
     assert!(got.is_ok(), "{lost}: healthy again: {got:?}");
     let st = emu.stats();
-    assert_eq!(st.refresh_token, 1, "{lost}: the refresh token was sent once");
-    assert_eq!(st.refresh_reuse, 0, "{lost}: a used refresh token was sent again");
+    assert_eq!(
+        st.refresh_token, 1,
+        "{lost}: the refresh token was sent once"
+    );
+    assert_eq!(
+        st.refresh_reuse, 0,
+        "{lost}: a used refresh token was sent again"
+    );
     assert_eq!(st.code_reuse, 0, "{lost}");
 }
 
@@ -101,7 +114,10 @@ fn code_exchange_answer_lost() {
             token(&url, Some("employee-code")).unwrap();
         }
         let st = emu.stats();
-        assert!(st.authorization_grant >= 2, "{lost}: a new code was asked for");
+        assert!(
+            st.authorization_grant >= 2,
+            "{lost}: a new code was asked for"
+        );
         assert_eq!(st.code_reuse, 0, "{lost}: a used code was sent again");
     }
 }
@@ -116,8 +132,17 @@ fn token_path_per_grant() {
     common::invalidate(&url, ID, None);
     token(&url, None).unwrap();
     let st = emu.stats();
-    assert_eq!(st.token_path_count("client_credentials", "/api/oauth/token/"), 1);
+    assert_eq!(
+        st.token_path_count("client_credentials", "/api/oauth/token/"),
+        1
+    );
     assert_eq!(st.token_path_count("refresh_token", "/api/oauth/token/"), 1);
-    assert_eq!(st.token_path_count("authorization_code", "/api/oauth/token"), 1);
-    assert_eq!(st.token_path_count("client_credentials", "/api/oauth/token"), 0);
+    assert_eq!(
+        st.token_path_count("authorization_code", "/api/oauth/token"),
+        1
+    );
+    assert_eq!(
+        st.token_path_count("client_credentials", "/api/oauth/token"),
+        0
+    );
 }

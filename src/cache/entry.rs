@@ -1,0 +1,470 @@
+//! One cache entry: a token, an expiry rule (crate::token) and, on top, single flight (at most
+//! one token request per entry at a time; everyone else waits for it and shares its outcome)
+//! and background renewal (queued to the renewal workers while the current token is served).
+
+use super::key::Key;
+use crate::error::{Error, Status};
+use crate::log::log;
+use crate::retry;
+use crate::secret::Secret;
+use crate::source;
+use crate::state::State;
+use crate::stats;
+use crate::token::{coarse_now_ns, Freshness, Token};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Where an entry's renewal stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flight {
+    Idle,
+    /// Waiting for a renewal worker; a caller that needs a token now runs it itself.
+    Queued,
+    /// A request is in flight (foreground or background); others wait for it.
+    Running,
+}
+
+pub struct Entry {
+    pub key: Key,
+    slot: Mutex<Slot>,
+    flight_done: Condvar,
+    /// Bumped (under the slot lock) whenever the token or secret changes or the entry is
+    /// retired, so a thread's snapshot can be checked without taking the lock.
+    pub(super) version: AtomicU64,
+    /// Coarse-clock time of the last use, for idle eviction (written at most once a second).
+    last_used: AtomicU64,
+}
+
+struct Slot {
+    token: Option<Token>,
+    /// Kept apart from the token: invalidating a token keeps it, and using it takes it out.
+    refresh: Option<Secret>,
+    /// The client secret this entry's tokens were obtained with.
+    secret: Secret,
+    /// Coarse-clock time until which `token` is fresh (0: not fresh); see Token::fresh_until_coarse.
+    fresh_until: u64,
+    flight: Flight,
+    /// Completed flights, so a waiter can tell that the one it waited for has ended.
+    flights: u64,
+    /// Outcome of the last completed flight, and the secret it was made with: shared with
+    /// those who waited for it with that secret.
+    last_error: Option<(Error, Secret)>,
+    failures: u32,
+    /// No background renewal before this (backoff after a failed one).
+    retry_at: Option<Instant>,
+    /// Removed from the index (cleared or evicted): callers look the key up again.
+    retired: bool,
+}
+
+/// What `Entry::get` hands back: the caller's result, or its closure if the entry was retired
+/// meanwhile (the caller looks the key up again and retries).
+pub type Got<R, F> = Result<Result<R, Error>, F>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock is caught at the C boundary; the slot stays consistent
+    // (every field is written in one step), so poisoning carries no information here.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Slot {
+    /// The only way the token changes: keeps `fresh_until` and the entry's version in step.
+    fn set_token(&mut self, token: Option<Token>, version: &AtomicU64) {
+        self.fresh_until = token
+            .as_ref()
+            .map_or(0, |t| t.fresh_until_coarse(Instant::now()));
+        self.token = token;
+        version.fetch_add(1, Ordering::Release);
+    }
+
+    /// The one place that decides what may be handed out: the token, if it was obtained with
+    /// this secret and is outside its hard margin, and whether it is due for renewal.
+    fn usable(&self, secret: &str, now: Instant) -> Option<(&Token, bool)> {
+        let t = self.token.as_ref()?;
+        if !self.secret.ct_eq(secret) {
+            return None;
+        }
+        match t.freshness(now) {
+            Freshness::Fresh => Some((t, false)),
+            Freshness::Stale => Some((t, true)),
+            Freshness::Expired => None,
+        }
+    }
+}
+
+impl Entry {
+    pub fn new(key: Key, secret: Secret) -> Arc<Entry> {
+        Arc::new(Entry {
+            key,
+            slot: Mutex::new(Slot {
+                token: None,
+                refresh: None,
+                secret,
+                fresh_until: 0,
+                flight: Flight::Idle,
+                flights: 0,
+                last_error: None,
+                failures: 0,
+                retry_at: None,
+                retired: false,
+            }),
+            flight_done: Condvar::new(),
+            version: AtomicU64::new(0),
+            last_used: AtomicU64::new(coarse_now_ns()),
+        })
+    }
+
+    /// Note a use (for idle eviction); a shared write at most once a second per entry.
+    #[inline]
+    pub fn touch(&self, now_coarse: u64) {
+        if now_coarse.saturating_sub(self.last_used.load(Ordering::Relaxed)) > 1_000_000_000 {
+            self.last_used.store(now_coarse, Ordering::Relaxed);
+        }
+    }
+
+    /// Nanoseconds since the last use.
+    pub fn idle_ns(&self, now_coarse: u64) -> u64 {
+        now_coarse.saturating_sub(self.last_used.load(Ordering::Relaxed))
+    }
+
+    /// For the per-thread snapshot: (version, fresh_until, token, secret) if the token is fresh.
+    pub fn fresh_copy(&self) -> Option<(u64, u64, Secret, Secret)> {
+        let slot = lock(&self.slot);
+        match (&slot.token, slot.fresh_until, slot.retired) {
+            (Some(t), until, false) if until != 0 => Some((
+                self.version.load(Ordering::Acquire),
+                until,
+                t.access.clone(),
+                slot.secret.clone(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Serve a usable token, renewing as needed. At most one request per entry is in flight.
+    ///
+    /// A caller whose secret differs from the one this entry's tokens were obtained with
+    /// (rotated, or wrong) is never served them: it leads, or waits for, a flight made with its
+    /// own secret, which never uses the refresh token (that would hand a token to a caller whose
+    /// secret was never checked). If that flight succeeds, its secret becomes the entry's.
+    pub fn get<R, F: FnOnce(&str) -> R>(
+        self: &Arc<Self>,
+        st: &'static State,
+        secret: &str,
+        deadline: Instant,
+        f: F,
+    ) -> Got<R, F> {
+        let mut slot = lock(&self.slot);
+        loop {
+            if slot.retired {
+                return Err(f);
+            }
+            let now = Instant::now();
+            if let Some((t, due)) = slot.usable(secret, now) {
+                st.stats.hit();
+                let served = f(t.access.expose());
+                self.serve_stale(st, slot, due, now);
+                return Ok(Ok(served));
+            }
+            if slot.flight == Flight::Running {
+                stats::inc(&st.stats.misses);
+                let seen = slot.flights;
+                let timeout = deadline.saturating_duration_since(Instant::now());
+                let (s, waited) = self
+                    .flight_done
+                    .wait_timeout(slot, timeout)
+                    .unwrap_or_else(|e| e.into_inner());
+                slot = s;
+                if slot.flights != seen {
+                    // Share the outcome of the flight we waited for if it was made with our
+                    // secret and left no usable token.
+                    let usable = slot.usable(secret, Instant::now()).is_some();
+                    if let (Some((e, with)), false) = (&slot.last_error, usable) {
+                        if with.ct_eq(secret) {
+                            return Ok(Err(e.clone()));
+                        }
+                    }
+                } else if waited.timed_out() || Instant::now() >= deadline {
+                    return Ok(Err(Error::new(
+                        Status::Network,
+                        "no token within timeout_ms: the request already in flight for this key did not finish in time",
+                    )));
+                }
+                continue;
+            }
+            // Idle, or queued for a worker: lead a flight in this thread (a queued renewal is
+            // taken over, so nobody ever waits for a worker).
+            stats::inc(&st.stats.misses);
+            let own = slot.secret.ct_eq(secret);
+            slot.flight = Flight::Running;
+            let refresh = if own { slot.refresh.take() } else { None };
+            let flight_secret = Secret::new(secret);
+            let flight = FlightGuard {
+                entry: self,
+                secret: Some(flight_secret.clone()),
+            };
+            drop(slot);
+            let (result, unused) = source::renew(st, &self.key, refresh, &flight_secret, deadline);
+            let mut slot = lock(&self.slot);
+            if let Err(e) = flight.land(&mut slot, result, unused) {
+                drop(slot);
+                log!(Error, "{}: no token: {e}", self.key);
+                return Ok(Err(e));
+            }
+            let t = slot.token.as_ref().expect("landed token");
+            if t.freshness(Instant::now()) == Freshness::Expired {
+                // Only a server whose tokens live barely longer than a request takes gets here.
+                return Ok(Err(Error::new(
+                    Status::Server,
+                    format!(
+                        "the new token's lifetime ({:.1} s) left less than the safety margin after the request; check the server's expires_in",
+                        t.lifetime.as_secs_f64()
+                    ),
+                )));
+            }
+            self.touch(coarse_now_ns());
+            return Ok(Ok(f(t.access.expose())));
+        }
+    }
+
+    /// The token only if it can be handed out now (as `get` would, background renewal
+    /// included): never a request, never a wait. None: nothing usable (or retired).
+    pub fn cached<R>(
+        self: &Arc<Self>,
+        st: &'static State,
+        secret: &str,
+        f: impl FnOnce(&str) -> R,
+    ) -> Option<R> {
+        let slot = lock(&self.slot);
+        if slot.retired {
+            return None;
+        }
+        let now = Instant::now();
+        let (t, due) = slot.usable(secret, now)?;
+        st.stats.hit();
+        let served = f(t.access.expose());
+        self.serve_stale(st, slot, due, now);
+        Some(served)
+    }
+
+    /// After serving a token: if it is due for renewal, queue one (unless one is queued or
+    /// running, or a failed one is backing off), and start a worker once the lock is released.
+    fn serve_stale(
+        self: &Arc<Self>,
+        st: &'static State,
+        mut slot: MutexGuard<Slot>,
+        due: bool,
+        now: Instant,
+    ) {
+        let queued = due
+            && slot.flight == Flight::Idle
+            && slot.retry_at.is_none_or(|t| now >= t)
+            && slot
+                .token
+                .as_ref()
+                .is_some_and(|t| st.renewals.push(t.expires_at(), Arc::clone(self)));
+        if queued {
+            slot.flight = Flight::Queued;
+            stats::inc(&st.stats.background_refreshes);
+        }
+        drop(slot);
+        self.touch(coarse_now_ns());
+        if queued {
+            st.renewals.kick(st);
+        }
+    }
+
+    /// Run a queued background renewal (called by a renewal worker). Nothing to do if a
+    /// caller took it over meanwhile or the entry was retired.
+    pub fn run_queued(self: &Arc<Self>, st: &'static State) {
+        let mut slot = lock(&self.slot);
+        if slot.flight != Flight::Queued {
+            return;
+        }
+        if slot.retired {
+            slot.flight = Flight::Idle;
+            return;
+        }
+        slot.flight = Flight::Running;
+        let refresh = slot.refresh.take();
+        let secret = slot.secret.clone();
+        let now = Instant::now();
+        let left = slot
+            .token
+            .as_ref()
+            .map_or(Duration::ZERO, |t| t.remaining(now));
+        drop(slot);
+        let flight = FlightGuard {
+            entry: self,
+            secret: Some(secret.clone()),
+        };
+        log!(
+            Info,
+            "{}: renewing in the background, {:.0} s left",
+            self.key,
+            left.as_secs_f64()
+        );
+        let deadline = now + st.options().timeout;
+        let (result, unused) = source::renew(st, &self.key, refresh, &secret, deadline);
+        let mut slot = lock(&self.slot);
+        let outcome = flight.land(&mut slot, result, unused);
+        let next = slot.retry_at;
+        drop(slot);
+        if let Err(e) = outcome {
+            let next = next.map_or(0.0, |t| {
+                t.saturating_duration_since(Instant::now()).as_secs_f64()
+            });
+            log!(Warn, "{}: background renewal failed, the current token is still served; next try in {next:.1} s: {e}", self.key);
+        }
+    }
+
+    /// A queued renewal that no worker will run: back to idle.
+    pub fn unqueue(&self) {
+        let mut slot = lock(&self.slot);
+        if slot.flight == Flight::Queued {
+            slot.flight = Flight::Idle;
+        }
+    }
+
+    /// Forget the access token (the refresh token is kept, so the next call renews with it).
+    pub fn invalidate(&self) {
+        let mut slot = lock(&self.slot);
+        slot.set_token(None, &self.version);
+    }
+
+    /// Drop the access token if it is still `access` (a newer one is left alone). True if dropped.
+    pub fn invalidate_if(&self, access: &[u8]) -> bool {
+        let mut slot = lock(&self.slot);
+        let same = slot
+            .token
+            .as_ref()
+            .is_some_and(|t| t.access.ct_eq_bytes(access));
+        if same {
+            slot.set_token(None, &self.version);
+        }
+        same
+    }
+
+    /// Time left before the access token expires, if one is held.
+    pub fn expires_in(&self) -> Option<Duration> {
+        let slot = lock(&self.slot);
+        slot.token.as_ref().map(|t| t.remaining(Instant::now()))
+    }
+
+    /// Taken out of the index: wipe what it holds; callers holding it look the key up again.
+    pub fn retire(&self) {
+        let mut slot = lock(&self.slot);
+        slot.retired = true;
+        slot.refresh = None;
+        slot.set_token(None, &self.version);
+        drop(slot);
+        self.flight_done.notify_all();
+    }
+
+    /// For a child after fork: a copy of this entry's still-valid access token and secret,
+    /// never its refresh token, taken only if no lock is held (a holder that was not forked
+    /// never lets go).
+    pub fn inheritable(&self) -> Option<(Token, Secret)> {
+        let slot = self.slot.try_lock().ok()?;
+        let t = slot
+            .token
+            .as_ref()
+            .filter(|t| t.freshness(Instant::now()) != Freshness::Expired)?;
+        let mut t = t.clone();
+        t.refresh = None;
+        Some((t, slot.secret.clone()))
+    }
+
+    /// A child's entry holding an inherited token (see `inheritable`).
+    pub fn inherited(key: Key, token: Token, secret: Secret) -> Arc<Entry> {
+        let e = Entry::new(key, secret);
+        lock(&e.slot).set_token(Some(token), &e.version);
+        e
+    }
+}
+
+/// A flight in progress, made with `secret`. Landing records the outcome and wakes the waiters;
+/// a flight dropped without landing (a panic) still clears the in-flight mark and backs off, so
+/// nobody waits forever and a failing renewal is not restarted on every call.
+struct FlightGuard<'a> {
+    entry: &'a Arc<Entry>,
+    /// Taken when the flight lands.
+    secret: Option<Secret>,
+}
+
+impl FlightGuard<'_> {
+    fn land(
+        self,
+        slot: &mut Slot,
+        result: Result<Token, Error>,
+        unused_refresh: Option<Secret>,
+    ) -> Result<(), Error> {
+        let mut this = self;
+        let secret = this.secret.take().expect("a flight lands once");
+        let entry = this.entry;
+        // Landed: the abort path in Drop must not run (nothing is left in `this` to free).
+        std::mem::forget(this);
+        let own = slot.secret.ct_eq(secret.expose());
+        let out = match result {
+            Ok(mut token) => {
+                if own {
+                    // A refresh token that was never sent is still good if no newer one came.
+                    slot.refresh = token.refresh.take().or(unused_refresh);
+                } else {
+                    // A rotation: the new secret and what it brought replace the old ones.
+                    slot.refresh = token.refresh.take();
+                    slot.secret = secret.clone();
+                }
+                slot.set_token(Some(token), &entry.version);
+                slot.failures = 0;
+                slot.retry_at = None;
+                slot.last_error = None;
+                Ok(())
+            }
+            Err(e) => {
+                // A failed rotation (say, a wrong secret) leaves the entry's own renewal alone.
+                if own {
+                    if slot.refresh.is_none() {
+                        slot.refresh = unused_refresh;
+                    }
+                    slot.failures += 1;
+                    slot.retry_at = Some(Instant::now() + background_retry_delay(slot.failures));
+                }
+                slot.last_error = Some((e.clone(), secret));
+                Err(e)
+            }
+        };
+        if slot.retired {
+            // Cleared while in flight: the callers that waited get the outcome, nobody keeps it.
+            slot.refresh = None;
+        }
+        slot.flight = Flight::Idle;
+        slot.flights += 1;
+        entry.flight_done.notify_all();
+        out
+    }
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut slot = lock(&self.entry.slot);
+        slot.flight = Flight::Idle;
+        slot.flights += 1;
+        slot.failures += 1;
+        slot.retry_at = Some(Instant::now() + background_retry_delay(slot.failures));
+        if let Some(secret) = self.secret.take() {
+            let e = Error::internal("token request aborted by an internal error");
+            slot.last_error = Some((e, secret));
+        }
+        drop(slot);
+        self.entry.flight_done.notify_all();
+    }
+}
+
+/// Backoff between failed background renewals while the current token is still good.
+fn background_retry_delay(failures: u32) -> Duration {
+    let d = Duration::from_millis(500)
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(10))
+        .min(Duration::from_secs(60));
+    retry::jittered(d)
+}

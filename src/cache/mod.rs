@@ -1,0 +1,197 @@
+//! Process-wide token caches: one entry per (base URL, client id, user id or none). Reading
+//! order for a change:
+//! - [`key`]: what a caller asks for, and its raw spelling;
+//! - [`index`]: key → entry, sharded, with idle eviction;
+//! - [`entry`]: one entry: its token, single flight, serving and landing a renewal;
+//! - [`renewal`]: background renewal workers fed in order of expiry;
+//! - [`snapshot`]: the per-thread copy that makes a repeated cache hit lock-free.
+//!
+//! Freshness is decided in crate::token, how a token is obtained in crate::source, how fast
+//! requests may go to a host in crate::throttle.
+
+mod entry;
+mod index;
+mod key;
+pub mod renewal;
+mod snapshot;
+
+pub use entry::Entry;
+pub use key::{Key, RawKey, Request};
+
+use crate::error::Error;
+use crate::log::log;
+use crate::state::State;
+use index::Index;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+pub struct Cache {
+    index: Index,
+    /// Bumped by clear(), so snapshots taken before it are known to be gone.
+    epoch: AtomicU64,
+}
+
+impl Cache {
+    /// Cache hit on the entry this thread used last, before the arguments are even validated
+    /// (bytes equal to a validated spelling are valid). `None`: take the full path.
+    #[inline]
+    pub fn recent_hit<R>(&self, st: &State, raw: &RawKey, f: impl FnOnce(&str) -> R) -> Option<R> {
+        snapshot::hit(st, self.epoch.load(Ordering::Acquire), raw, f)
+    }
+
+    /// Hand the caller's closure a valid access token: from the cache, or after one shared request.
+    pub fn with_token<R>(
+        &self,
+        st: &'static State,
+        req: &Request,
+        f: impl FnOnce(&str) -> R,
+    ) -> Result<R, Error> {
+        let raw = RawKey::from(req);
+        // Read before the entry is looked up: if clear() runs meanwhile, the snapshot taken
+        // after the request is already outdated and is never served.
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let mut spelling = Vec::new();
+        raw.spell(&mut spelling);
+        let deadline = Instant::now() + st.options().timeout;
+        let mut f = f;
+        // A retired entry (evicted or cleared since it was found) hands the closure back.
+        for _ in 0..8 {
+            let entry = match self.index.by_spelling(&spelling) {
+                Some(e) => e,
+                None => self.insert(st, req, &spelling)?,
+            };
+            match entry.get(st, req.client_secret, deadline, f) {
+                Ok(result) => {
+                    if result.is_ok() {
+                        snapshot::remember(st, &raw, entry, epoch);
+                    }
+                    return result;
+                }
+                Err(back) => f = back,
+            }
+        }
+        Err(Error::internal(
+            "cache entry retired repeatedly during one call",
+        ))
+    }
+
+    /// The token for `req` only if it can be handed out now (as `with_token` would, background
+    /// renewal included): never a request, never a wait. Ok(None): nothing usable is cached.
+    pub fn cached<R>(
+        &self,
+        st: &'static State,
+        req: &Request,
+        f: impl FnOnce(&str) -> R,
+    ) -> Result<Option<R>, Error> {
+        let raw = RawKey::from(req);
+        let mut spelling = Vec::new();
+        raw.spell(&mut spelling);
+        let entry = match self.index.by_spelling(&spelling) {
+            Some(e) => e,
+            None => match self
+                .index
+                .get(&Key::parse(req.base_url, req.client_id, req.user_id)?)
+            {
+                Some(e) => e,
+                None => return Ok(None),
+            },
+        };
+        Ok(entry.cached(st, req.client_secret, f))
+    }
+
+    /// Get or create the entry for a request, remembering its spelling.
+    fn insert(&self, st: &State, req: &Request, spelling: &[u8]) -> Result<Arc<Entry>, Error> {
+        let key = Key::parse(req.base_url, req.client_id, req.user_id)?;
+        Ok(self.entry_for(st, &key, req.client_secret, Some(spelling)))
+    }
+
+    fn entry_for(
+        &self,
+        st: &State,
+        key: &Key,
+        secret: &str,
+        spelling: Option<&[u8]>,
+    ) -> Arc<Entry> {
+        let idle = st.options().idle;
+        let (entry, evicted) = self.index.get_or_insert(key, secret, spelling, idle);
+        if evicted > 0 {
+            st.stats
+                .evicted
+                .fetch_add(evicted as u64, Ordering::Relaxed);
+            log!(
+                Debug,
+                "{evicted} cache entries idle for {} s dropped",
+                idle.as_secs()
+            );
+        }
+        entry
+    }
+
+    /// The entry for a key, created if needed (the user flow uses it for the organization
+    /// token). Get it through here for each use: an entry held across calls may be retired.
+    pub fn entry(&self, st: &State, key: &Key, secret: &str) -> Arc<Entry> {
+        match self.index.get(key) {
+            Some(e) => e,
+            None => self.entry_for(st, key, secret, None),
+        }
+    }
+
+    /// Forget the access token of one key (the API answered 401 with it). Its refresh token is
+    /// kept, so the next call renews with it.
+    pub fn invalidate(&self, key: &Key) {
+        if let Some(e) = self.index.get(key) {
+            e.invalidate();
+            // Logged with no lock held: a host's log callback may call back into the library.
+            log!(Info, "{key}: invalidated by the caller");
+        }
+    }
+
+    /// Forget the access token of one key only if it is still `token` (the API answered 401
+    /// with it): a token renewed meanwhile stays, so one rejected token causes one renewal.
+    pub fn invalidate_token(&self, key: &Key, token: &[u8]) {
+        if let Some(e) = self.index.get(key) {
+            if e.invalidate_if(token) {
+                log!(Info, "{key}: invalidated by the caller (rejected token)");
+            }
+        }
+    }
+
+    /// Time left before the cached access token of `key` expires, if one is cached.
+    pub fn expires_in(&self, key: &Key) -> Option<Duration> {
+        self.index.get(key)?.expires_in()
+    }
+
+    /// Forget everything. Requests in flight finish into entries nobody can reach any more,
+    /// and their tokens go only to the callers that waited for them.
+    pub fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        for e in self.index.take_all() {
+            e.retire();
+        }
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A child's cache after fork: the parent's valid access tokens, without refresh tokens,
+    /// taken only where no lock is held (a holder that was not forked never lets go).
+    pub fn inherit(parent: &Cache) -> Cache {
+        let cache = Cache::default();
+        parent.index.try_each(|key, entry| {
+            if let Some((token, secret)) = entry.inheritable() {
+                cache
+                    .index
+                    .put(key.clone(), Entry::inherited(key.clone(), token, secret));
+            }
+        });
+        cache
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

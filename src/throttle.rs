@@ -1,0 +1,239 @@
+//! How fast token requests may go to one base URL. Findity answers 429 after 15–20 rapid
+//! requests, and every key of a connector talks to the same host, so these rules hold per base
+//! URL, for all keys and threads of the process:
+//!
+//! - A 429, or a 503 with Retry-After, pauses every token request to that base URL until
+//!   Retry-After (1 s if absent, capped at 60 s) has passed. A caller whose deadline ends
+//!   before the pause does fail at once, without sending anything.
+//! - After a pause one request goes first (a probe); the others wait for its answer, so a
+//!   server that keeps answering 429 sees one request per Retry-After period.
+//! - Pacing learnt from the server (AIMD): unpaced until the first 429. Then the rate becomes
+//!   95 % of the answers the host gave successfully in the last max(1 s, Retry-After), just
+//!   under what the server just proved it accepts, and grows by 0.1 request/s for every second
+//!   without a 429. A host idle for 10 minutes forgets it all.
+
+use crate::base_url::BaseUrl;
+use crate::error::{Delivery, Error, Status};
+use crate::stats::{inc, Stats};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Longest pause believed from one Retry-After.
+pub const MAX_PAUSE: Duration = Duration::from_secs(60);
+/// Pause after a 429 without Retry-After.
+const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
+/// Additive increase of the paced rate, per second without a 429.
+const INCREASE_PER_SEC: f64 = 0.1;
+/// Share of the observed accepted rate used after a 429.
+const DECREASE: f64 = 0.95;
+/// A host idle this long starts unpaced again.
+const FORGET_AFTER: Duration = Duration::from_secs(600);
+
+#[derive(Default)]
+pub struct Throttle {
+    hosts: Mutex<HashMap<String, Host>>,
+    changed: Condvar,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    None,
+    /// A pause ended (or will): the next request is the probe.
+    Needed,
+    /// The probe is out; everyone else waits for its answer.
+    InFlight,
+}
+
+struct Host {
+    paused_until: Option<Instant>,
+    probe: Probe,
+    /// When the probe went out: one whose caller never reported back is written off.
+    probe_since: Instant,
+    /// Requests per second; None: unpaced.
+    rate: Option<f64>,
+    /// When `rate` was last set or increased.
+    rate_at: Instant,
+    /// Earliest start of the next paced request.
+    next_slot: Instant,
+    /// Successful answers in the last MAX_PAUSE, for estimating the accepted rate.
+    ok: VecDeque<Instant>,
+    last_seen: Instant,
+}
+
+impl Host {
+    fn new(now: Instant) -> Host {
+        Host {
+            paused_until: None,
+            probe: Probe::None,
+            probe_since: now,
+            rate: None,
+            rate_at: now,
+            next_slot: now,
+            ok: VecDeque::new(),
+            last_seen: now,
+        }
+    }
+
+    /// The current rate, after additive increase.
+    fn grown_rate(&mut self, now: Instant) -> Option<f64> {
+        let rate = self.rate?;
+        let secs = now.saturating_duration_since(self.rate_at).as_secs();
+        if secs >= 1 {
+            self.rate = Some(rate + INCREASE_PER_SEC * secs as f64);
+            self.rate_at += Duration::from_secs(secs);
+        }
+        self.rate
+    }
+}
+
+/// Permission to send one request; hand it back to `answered`.
+pub struct Ticket {
+    probe: bool,
+}
+
+fn wall_clock(at: Instant) -> String {
+    let from_now = at.saturating_duration_since(Instant::now());
+    httpdate::fmt_http_date(SystemTime::now() + from_now)
+}
+
+impl Throttle {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Host>> {
+        self.hosts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wait until a request to `base` may be sent, or fail at once (SERVER, nothing sent) if
+    /// that is past `deadline`.
+    pub fn admit(&self, stats: &Stats, base: &BaseUrl, deadline: Instant) -> Result<Ticket, Error> {
+        let mut hosts = self.lock();
+        let mut waited = false;
+        loop {
+            let now = Instant::now();
+            hosts.retain(|_, h| now.saturating_duration_since(h.last_seen) < FORGET_AFTER);
+            let h = hosts
+                .entry(base.as_str().to_string())
+                .or_insert_with(|| Host::new(now));
+            h.last_seen = now;
+            if h.probe == Probe::InFlight && now.duration_since(h.probe_since) > 2 * MAX_PAUSE {
+                h.probe = Probe::Needed;
+            }
+            // The earliest this caller could go, and whether it goes then.
+            let until = if let Some(p) = h.paused_until.filter(|p| *p > now) {
+                p
+            } else if h.probe == Probe::InFlight {
+                // Waiting for the probe's answer: no start time to promise.
+                if now >= deadline {
+                    return Err(throttled(base, None));
+                }
+                deadline
+            } else if h.probe == Probe::Needed {
+                h.probe = Probe::InFlight;
+                h.probe_since = now;
+                if waited {
+                    inc(&stats.throttle_waits);
+                }
+                return Ok(Ticket { probe: true });
+            } else {
+                match h.grown_rate(now) {
+                    Some(_) if h.next_slot > now => h.next_slot,
+                    Some(rate) => {
+                        h.next_slot = now + Duration::from_secs_f64(1.0 / rate.max(0.1));
+                        if waited {
+                            inc(&stats.throttle_waits);
+                        }
+                        return Ok(Ticket { probe: false });
+                    }
+                    None => {
+                        if waited {
+                            inc(&stats.throttle_waits);
+                        }
+                        return Ok(Ticket { probe: false });
+                    }
+                }
+            };
+            if until > deadline && h.probe != Probe::InFlight {
+                return Err(throttled(base, Some(until)));
+            }
+            waited = true;
+            let wait = until.min(deadline).saturating_duration_since(now);
+            hosts = self
+                .changed
+                .wait_timeout(hosts, wait.max(Duration::from_millis(1)))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// What the server answered a request admitted by `admit` (Ok: a token or code).
+    pub fn answered(
+        &self,
+        stats: &Stats,
+        base: &BaseUrl,
+        ticket: Ticket,
+        result: Result<(), &Error>,
+    ) {
+        let now = Instant::now();
+        let mut hosts = self.lock();
+        let Some(h) = hosts.get_mut(base.as_str()) else {
+            return;
+        };
+        let overloaded = match result {
+            Ok(()) => {
+                h.ok.push_back(now);
+                while h
+                    .ok
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) > MAX_PAUSE)
+                {
+                    h.ok.pop_front();
+                }
+                None
+            }
+            Err(e) if e.http_status == 429 || (e.http_status == 503 && e.retry_after.is_some()) => {
+                Some(e.retry_after.unwrap_or(DEFAULT_PAUSE).min(MAX_PAUSE))
+            }
+            Err(_) => None,
+        };
+        if ticket.probe && h.probe == Probe::InFlight {
+            h.probe = Probe::None;
+        }
+        if let Some(pause) = overloaded {
+            inc(&stats.throttled);
+            let already = h.paused_until.is_some_and(|t| t > now);
+            h.paused_until = h.paused_until.max(Some(now + pause)).filter(|t| *t > now);
+            h.probe = Probe::Needed;
+            if !already {
+                // A new overload: estimate what the server accepts (a repeat changes nothing).
+                let span = pause.max(Duration::from_secs(1));
+                let accepted =
+                    h.ok.iter()
+                        .filter(|t| now.duration_since(**t) <= span)
+                        .count();
+                if accepted > 0 {
+                    let rate = accepted as f64 / span.as_secs_f64() * DECREASE;
+                    h.rate = Some(h.rate.map_or(rate, |r| r.min(rate)).max(0.1));
+                    h.rate_at = now;
+                }
+            }
+        }
+        drop(hosts);
+        self.changed.notify_all();
+    }
+}
+
+fn throttled(base: &BaseUrl, until: Option<Instant>) -> Error {
+    let when = match until {
+        Some(t) => format!("until {}", wall_clock(t)),
+        None => "and has not yet accepted a request again".to_string(),
+    };
+    let mut e = Error::new(
+        Status::Server,
+        format!(
+            "{} is throttling token requests (HTTP 429) {when}; nothing was sent, as that is past timeout_ms",
+            base.as_str()
+        ),
+    );
+    e.delivery = Delivery::NotSent;
+    e.retryable = false;
+    e
+}
