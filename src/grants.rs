@@ -173,7 +173,9 @@ fn answer_error(answer: &Answer, replayable: bool, secrets: &[&str]) -> Error {
     e.http_status = status;
     e.oauth_error = code;
     e.delivery = Delivery::Answered;
-    e.retryable = replayable && (status == 408 || status == 429 || status >= 500);
+    // A 429 was not acted on (the server throttled it), so even a single-use grant may be
+    // sent again once the pause is over.
+    e.retryable = status == 429 || (replayable && (status == 408 || status >= 500));
     e.retry_after = answer.retry_after;
     e
 }

@@ -30,10 +30,10 @@ fn send<T>(
     result
 }
 
-/// The server did not act on the request: it was throttled (429, or 503 with Retry-After).
+/// The server did not act on the request: it throttled it (429). A 503 pauses the host too
+/// (crate::throttle) but may have been processed, so it burns a single-use grant.
 fn not_processed(e: &Error) -> bool {
-    e.delivery == Delivery::Answered
-        && (e.http_status == 429 || (e.http_status == 503 && e.retry_after.is_some()))
+    e.delivery == Delivery::Answered && e.http_status == 429
 }
 
 /// Obtain a new token for `key`. Returns the refresh token back if it was never sent
