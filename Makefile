@@ -66,6 +66,15 @@ test-c-valgrind: $(BUILD)/test_findity
 test-python: build
 	FINDITY_EMULATOR=$(CURDIR)/$(EMULATOR) bash scripts/test-python.sh
 
+## build/nuget/Findity.Auth.VERSION.nupkg with Mono's mcs and Debian's nuget: lib/net461 +
+## runtimes/linux-x64/native/libfindity.so (release). `dotnet pack` uses the .csproj instead.
+nuget: release
+	bash scripts/nuget.sh
+
+## The .nupkg installed from a local folder feed into a consumer built with mcs, run on Mono.
+test-nuget: build release
+	FINDITY_EMULATOR=$(CURDIR)/$(EMULATOR) bash scripts/test-nuget.sh
+
 ## bindings/python as a manylinux wheel in build/wheelhouse/ (release libfindity inside).
 wheel:
 	bash scripts/build-wheel.sh

@@ -36,6 +36,7 @@ suite examples-c make test-examples-c
 suite install make test-install
 suite python make test-python
 suite csharp make test-csharp
+suite nuget make test-nuget
 
 echo
 [ "$failed" = 0 ] || echo "failed suites: ${failures[*]}"
