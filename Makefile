@@ -75,6 +75,10 @@ nuget: release
 test-nuget: build release
 	FINDITY_EMULATOR=$(CURDIR)/$(EMULATOR) bash scripts/test-nuget.sh
 
+## README.md's C and Python quick starts, extracted and run as written against the emulator.
+test-readme: build
+	FINDITY_EMULATOR=$(CURDIR)/$(EMULATOR) bash scripts/test-readme.sh
+
 ## bindings/python as a manylinux wheel in build/wheelhouse/ (release libfindity inside).
 wheel:
 	bash scripts/build-wheel.sh
