@@ -8,7 +8,7 @@ DEBUG    := target/debug
 CFLAGS   ?= -std=c11 -O1 -g -Wall -Wextra -Werror -pthread
 EMULATOR := $(DEBUG)/findity-emulator
 
-.PHONY: all build release test demo test-rust test-c test-c-valgrind test-python test-csharp check-header check-deps lint mutants soak fuzz bench clean
+.PHONY: all build release test demo test-rust test-c test-c-valgrind test-python test-csharp wheel nuget test-nuget test-readme tools check-header check-deps lint mutants soak fuzz bench clean
 
 all: build
 
@@ -16,9 +16,11 @@ all: build
 build:
 	$(CARGO) build --workspace
 
-## Release build of the shipped library (LTO, stripped).
+## Release build of the shipped library (LTO, stripped). Only the cdylib, built exactly as the
+## Python wheel's setuptools-rust builds it (cargo rustc --lib --crate-type cdylib), so the two
+## share one build in target/release instead of compiling it twice.
 release:
-	$(CARGO) build --release -p findity
+	$(CARGO) rustc --release -p findity --lib --crate-type cdylib
 
 ## Every test suite, installing what a fresh machine lacks.
 test:
@@ -66,8 +68,26 @@ test-c-valgrind: $(BUILD)/test_findity
 	@command -v valgrind >/dev/null || { . scripts/common.sh; apt_install valgrind; }
 	FINDITY_TEST_NO_TIMING=1 FINDITY_EMULATOR=$(EMULATOR) $(VALGRIND) $(BUILD)/test_findity
 
+## The Python suite on the installed wheel (builds it: the release library, reused from target/release).
 test-python: build
-	FINDITY_LIB_DIR=$(CURDIR)/$(DEBUG) FINDITY_EMULATOR=$(CURDIR)/$(EMULATOR) bash scripts/test-python.sh
+	FINDITY_EMULATOR=$(CURDIR)/$(EMULATOR) bash scripts/test-python.sh
+
+## build/nuget/Findity.Auth.VERSION.nupkg with Mono's mcs and Debian's nuget: lib/net461 +
+## runtimes/linux-x64/native/libfindity.so (release). `dotnet pack` uses the .csproj instead.
+nuget: release
+	bash scripts/nuget.sh
+
+## The .nupkg installed from a local folder feed into a consumer built with mcs, run on Mono.
+test-nuget: build release
+	FINDITY_EMULATOR=$(CURDIR)/$(EMULATOR) bash scripts/test-nuget.sh
+
+## README.md's C and Python quick starts, extracted and run as written against the emulator.
+test-readme: build
+	FINDITY_EMULATOR=$(CURDIR)/$(EMULATOR) bash scripts/test-readme.sh
+
+## bindings/python as a manylinux wheel in build/wheelhouse/ (release libfindity inside).
+wheel:
+	bash scripts/build-wheel.sh
 
 test-csharp: build
 	FINDITY_LIB_DIR=$(CURDIR)/$(DEBUG) FINDITY_EMULATOR=$(CURDIR)/$(EMULATOR) bash scripts/test-csharp.sh

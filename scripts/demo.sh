@@ -22,7 +22,8 @@ FINDITY_CLIENT_SECRET=demo-secret ./build/demo "$EMULATOR_URL" demo-client 8ab28
 
 echo
 echo "== Python: examples/python/connector.py (requests + findity_auth.FindityAuth)"
-python_env "$PWD/target/debug" >/dev/null
+echo "   (building the findity-auth wheel: the release libfindity, ~2 min the first time)"
+python_env >/dev/null
 FINDITY_BASE_URL="$EMULATOR_URL" FINDITY_CLIENT_ID=demo-client FINDITY_CLIENT_SECRET=demo-secret \
     FINDITY_USER_ID=8ab28c3e6f8023c3016f8046be110002 "$VPY" examples/python/connector.py
 

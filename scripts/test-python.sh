@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The Python wrapper's tests (bindings/python), against the emulator.
+# The Python wrapper's tests (bindings/python), against the emulator, on the installed wheel.
 #
-#   FINDITY_LIB_DIR=/abs/target/debug FINDITY_EMULATOR=/abs/target/debug/findity-emulator \
-#       bash scripts/test-python.sh [pytest args...]
+#   FINDITY_EMULATOR=/abs/target/debug/findity-emulator bash scripts/test-python.sh [pytest args...]
 #
-# Creates build/venv-python, installs pytest and requests into it, copies libfindity.so into
-# the package, installs the package (not editable, so the packaged copy is what gets loaded)
-# and runs pytest from outside the source tree. Then runs examples/python/connector.py against
-# a fresh emulator: once plainly, once with a 401 injected on the API (FindityAuth's one retry).
+# Builds the findity-auth wheel once (scripts/build-wheel.sh: release libfindity inside,
+# manylinux tag; cargo reuses target/release), installs it into build/venv-python with pytest,
+# requests and httpx, and runs pytest from a scratch directory, so `findity_auth` and its
+# libfindity.so come from the installed wheel, never from the source tree. Then: a fresh venv
+# with nothing but `pip install <the wheel>` (plus requests and httpx) gets tokens through
+# requests, httpx and asyncio; and examples/python/connector.py runs against a fresh emulator,
+# once plainly, once with a 401 injected on the API (FindityAuth's one retry).
 # Fails if pytest or an example run fails.
 set -euo pipefail
 
@@ -15,13 +17,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source scripts/common.sh
 
-LIB_DIR="${FINDITY_LIB_DIR:-$ROOT/target/debug}"
 export FINDITY_EMULATOR="${FINDITY_EMULATOR:-$ROOT/target/debug/findity-emulator}"
-for f in "$LIB_DIR/libfindity.so" "$FINDITY_EMULATOR"; do
-    [ -e "$f" ] || { echo "test-python: $f is missing; run: cargo build -p findity -p findity-emulator" >&2; exit 2; }
-done
+[ -x "$FINDITY_EMULATOR" ] || { echo "test-python: $FINDITY_EMULATOR is missing; run: make build" >&2; exit 2; }
 
-python_env "$LIB_DIR"
+t0=$SECONDS
+build_wheel
+echo "test-python: $(basename "$WHEEL") ($(du -k "$WHEEL" | cut -f1) KiB) built in $((SECONDS - t0)) s"
+python_env
 
 # Run from a scratch directory so `findity_auth` can only come from the venv's site-packages;
 # FINDITY_LIB is cleared so the tests see the loading order a user gets.
@@ -35,6 +37,14 @@ env -u FINDITY_LIB PYTHONDONTWRITEBYTECODE=1 \
 status=$?
 set -e
 [ "$status" = 0 ] || exit "$status"
+
+# ---- a fresh venv: only the wheel (and the HTTP clients), from a directory outside the tree
+FRESH="$ROOT/build/venv-fresh"
+rm -rf "$FRESH"
+python_venv "$FRESH"
+"$VENV_PY" -m pip install -q "$WHEEL" requests httpx
+env -u FINDITY_LIB -u LD_LIBRARY_PATH -u PYTHONPATH "$VENV_PY" "$ROOT/bindings/python/tests/fresh_venv_check.py" \
+    || { echo "test-python: the wheel does not work in a fresh venv" >&2; exit 1; }
 
 # ---- examples/python against a fresh emulator
 EXAMPLE_ID="example-connector"

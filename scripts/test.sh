@@ -36,8 +36,11 @@ suite examples-c make test-examples-c
 suite install make test-install
 suite python make test-python
 suite csharp make test-csharp
+suite nuget make test-nuget
+suite readme make test-readme
 
 echo
+echo "total: $SECONDS s"
 [ "$failed" = 0 ] || echo "failed suites: ${failures[*]}"
 echo "suites: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -25,7 +25,7 @@ namespace Findity.Auth
         internal static int InitialBufferSize = 512;
 
         private static readonly string[] TokenParams =
-            { "base_url", "baseUrl", "client_id", "clientId", "client_secret", "clientSecret", "user_id", "userId" };
+            { "base_url", "baseUrl", "client_id", "clientId", "client_secret", "clientSecret", "user_id", "userId", "token", "token" };
         private static readonly string[] OptionParams = { "name", "name", "value", "value" };
 
         private static readonly UTF8Encoding StrictUtf8 = new UTF8Encoding(false, true);
@@ -143,6 +143,22 @@ namespace Findity.Auth
             byte[] c = Encode(clientId, "clientId");
             byte[] u = Encode(userId, "userId");
             Ensure.Ok(NativeMethods.findity_invalidate(b, c, u), TokenParams);
+        }
+
+        /// <summary>
+        /// Forgets the cached token of (baseUrl, clientId, userId; null: the organization) only if it
+        /// is still <paramref name="token"/>, the one the API answered 401 to. A newer token, renewed
+        /// meanwhile by another request that got the same 401, is kept, so N requests rejected with
+        /// one token renew it once. Prefer it to <see cref="Invalidate"/>. Sends no request.
+        /// </summary>
+        public static void InvalidateToken(string baseUrl, string clientId, string token, string userId = null)
+        {
+            byte[] b = Encode(baseUrl, "baseUrl");
+            byte[] c = Encode(clientId, "clientId");
+            byte[] u = Encode(userId, "userId");
+            if (token == null) throw new ArgumentNullException("token");
+            byte[] t = Encode(token, "token");
+            Ensure.Ok(NativeMethods.findity_invalidate_token(b, c, u, t), TokenParams);
         }
 
         /// <summary>Forgets every cached token, organization and user, in this process.</summary>

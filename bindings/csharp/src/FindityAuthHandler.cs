@@ -161,12 +161,12 @@ namespace Findity.Auth
         {
             try
             {
-                string token = Token();
-                if (refused != null && token == refused)
+                if (refused != null)
                 {
-                    FindityAuth.Invalidate(baseUrl, clientId, userId);
-                    token = Token();
+                    // Only if it is still the cached token: not a newer one another request renewed.
+                    FindityAuth.InvalidateToken(baseUrl, clientId, refused, userId);
                 }
+                string token = Token();
                 gate.Record(null, null);
                 return token;
             }

@@ -130,6 +130,15 @@ namespace Findity.Auth
             [In] byte[] clientId,
             [In] byte[] userId);
 
+        // Drops the cached token only if it is still `token` (the one the API answered 401 to):
+        // N requests rejected with the same token renew it once. A null userId: the organization.
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern uint findity_invalidate_token(
+            [In] byte[] baseUrl,
+            [In] byte[] clientId,
+            [In] byte[] userId,
+            [In] byte[] token);
+
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern void findity_clear_cache();
 

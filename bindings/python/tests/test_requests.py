@@ -206,3 +206,31 @@ def test_imports_and_works_without_requests(emulator: Emulator) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "Bearer"
+
+
+def test_50_concurrent_401s_with_one_token_renew_once(emulator: Emulator) -> None:
+    auth = FindityAuth(emulator.url, CLIENT_ID, SECRET)
+    old = auth.token()
+    emulator.revoke("access")  # every request with `old` is now answered 401
+    stats = emulator.stats()
+    before = stats["client_credentials"] + stats["refresh_token"]
+    barrier = threading.Barrier(50)
+    answers: List[Tuple[int, int]] = []
+
+    def one() -> None:
+        with requests.Session() as session:
+            # Prepared first (that is when the header is set), so all 50 send the old token.
+            prep = session.prepare_request(requests.Request("GET", emulator.url + "/api/v1/me", auth=auth))
+            barrier.wait()
+            r = session.send(prep, timeout=10)
+            answers.append((r.status_code, len(r.history)))
+
+    threads = [threading.Thread(target=one) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == [(200, 1)] * 50  # each: one 401 with the old token, then 200
+    stats = emulator.stats()
+    assert stats["client_credentials"] + stats["refresh_token"] - before == 1
+    assert auth.token() != old

@@ -17,6 +17,7 @@ __all__ = [
     "user_token",
     "cached_token",
     "invalidate",
+    "invalidate_token",
     "token_expires_in",
     "clear_cache",
     "set_option",
@@ -142,6 +143,27 @@ def invalidate(base_url: str, client_id: str, user_id: Optional[str] = None) -> 
             _utf8(base_url, "base_url"),
             _utf8(client_id, "client_id"),
             None if user_id is None else _utf8(user_id, "user_id"),
+        )
+    )
+
+
+def invalidate_token(
+    base_url: str, client_id: str, token: str, user_id: Optional[str] = None
+) -> None:
+    """Forget the cached token of ``user_id`` (``None``: the organization's) only if it is still
+    ``token``, the one the API answered 401 to.
+
+    A newer token, renewed meanwhile (by another thread or coroutine that got the same 401), is
+    kept, so N requests rejected with the same token cause one renewal. Prefer it to
+    :func:`invalidate` on a 401. Sends no request and never blocks on one; not an error when
+    nothing was cached. :class:`FindityAuth` and :class:`FindityHttpxAuth` do this for you.
+    """
+    _native.check(
+        _native.findity_invalidate_token(
+            _utf8(base_url, "base_url"),
+            _utf8(client_id, "client_id"),
+            None if user_id is None else _utf8(user_id, "user_id"),
+            _utf8(token, "token"),
         )
     )
 

@@ -187,6 +187,12 @@ findity_user_token = _declare_untyped("findity_user_token", c_uint32)
 findity_cached_token = _declare_untyped("findity_cached_token", c_uint32)
 # uint32_t findity_invalidate(const char *base_url, const char *client_id, const char *user_id)
 findity_invalidate = _declare("findity_invalidate", c_uint32, [c_char_p, c_char_p, c_char_p])
+# uint32_t findity_invalidate_token(const char *base_url, const char *client_id,
+#                                   const char *user_id /* NULL: org */, const char *token)
+# Drops the cached token only if it is still `token` (the one the API answered 401 to).
+findity_invalidate_token = _declare(
+    "findity_invalidate_token", c_uint32, [c_char_p, c_char_p, c_char_p, c_char_p]
+)
 # void findity_clear_cache(void)
 findity_clear_cache = _declare("findity_clear_cache", None, [])
 # uint32_t findity_set_option(const char *name, const char *value)

@@ -25,7 +25,8 @@ class FindityAuth:
     organization's (:func:`findity_auth.get_token`). Tokens come from libfindity's process-wide
     cache, so creating many ``FindityAuth`` objects is cheap and they share tokens.
 
-    When the server answers 401, the token is invalidated, a new one is fetched and the request
+    When the server answers 401, that token is invalidated (unless another request renewed it
+    already: :func:`findity_auth.invalidate_token`), a new one is fetched and the request
     is sent once more (like ``requests.auth.HTTPDigestAuth``); a second 401 is returned as is.
     A streamed body that cannot be rewound is not resent.
     """
@@ -104,12 +105,11 @@ class FindityAuth:
         return r
 
     def _fresh_token(self, rejected: str) -> str:
-        """A token other than ``rejected``: invalidate it unless another thread already has."""
-        current = self.token()
-        if current == rejected:
-            self.invalidate()
-            current = self.token()
-        return current
+        """A token other than ``rejected``: the library drops ``rejected`` only if it is still
+        the cached one (findity_invalidate_token), so N requests rejected together with the
+        same token renew it once; the others get the renewed token from the cache."""
+        _api.invalidate_token(self.base_url, self.client_id, rejected, self.user_id)
+        return self.token()
 
     def _retry_on_401(self, sent: str) -> Callable[..., "Response"]:
         def hook(r: "Response", **kwargs: Any) -> "Response":
