@@ -8,11 +8,26 @@ use crate::log::log;
 use crate::state::State;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// After a failed thread start, no new attempt for this long.
 const SPAWN_RETRY: Duration = Duration::from_secs(5);
+
+/// Tests make thread starts fail (as they do at a thread limit) and count the attempts.
+static FAIL_SPAWNS: AtomicBool = AtomicBool::new(false);
+static SPAWN_ATTEMPTS: AtomicU64 = AtomicU64::new(0);
+
+#[doc(hidden)]
+pub fn fail_spawns_for_tests(fail: bool) {
+    FAIL_SPAWNS.store(fail, AtomicOrdering::Relaxed);
+}
+
+#[doc(hidden)]
+pub fn spawn_attempts() -> u64 {
+    SPAWN_ATTEMPTS.load(AtomicOrdering::Relaxed)
+}
 
 #[derive(Default)]
 pub struct Renewals {
@@ -97,9 +112,15 @@ impl Renewals {
         q.workers += 1;
         let n = q.workers;
         drop(q);
-        let spawned = std::thread::Builder::new()
-            .name(format!("findity-renew-{n}"))
-            .spawn(move || st.renewals.work(st));
+        SPAWN_ATTEMPTS.fetch_add(1, AtomicOrdering::Relaxed);
+        let spawned = if FAIL_SPAWNS.load(AtomicOrdering::Relaxed) {
+            Err(std::io::Error::from(std::io::ErrorKind::WouldBlock))
+        } else {
+            std::thread::Builder::new()
+                .name(format!("findity-renew-{n}"))
+                .spawn(move || st.renewals.work(st))
+                .map(drop)
+        };
         if let Err(e) = spawned {
             let mut q = lock(&self.queue);
             q.workers -= 1;
