@@ -130,10 +130,10 @@ impl Options {
                     Duration::from_millis(DEFAULT_IDLE_MS)
                 } else {
                     match value.parse::<u64>() {
-                        Ok(ms) if (1..=MAX_IDLE_MS).contains(&ms) => Duration::from_millis(ms),
+                        Ok(ms) if (100..=MAX_IDLE_MS).contains(&ms) => Duration::from_millis(ms),
                         _ => {
                             return Err(Error::invalid_argument(format!(
-                                "idle_ms must be a whole number of milliseconds from 1 to {MAX_IDLE_MS}"
+                                "idle_ms must be a whole number of milliseconds from 100 to {MAX_IDLE_MS}"
                             )))
                         }
                     }
@@ -198,6 +198,7 @@ mod tests {
         o.set("idle_ms", "250").unwrap();
         assert_eq!(o.idle, Duration::from_millis(250));
         assert!(o.set("idle_ms", "0").is_err());
+        assert!(o.set("idle_ms", "99").is_err());
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //!   before the pause does fail at once, without sending anything.
 //! - After a pause one request goes first (a probe); the others wait for its answer, so a
 //!   server that keeps answering 429 sees one request per Retry-After period.
-//! - Pacing learnt from the server (AIMD): unpaced until the first 429. Then the rate becomes
-//!   95 % of the answers the host gave successfully in the last max(1 s, Retry-After), just
-//!   under what the server just proved it accepts, and grows by 0.1 request/s for every second
-//!   without a 429. A host idle for 10 minutes forgets it all.
+//! - Pacing learnt from the server (AIMD): unpaced until a 429 arrives while this process was
+//!   pushing (at least 5 successful answers in the last max(1 s, Retry-After)). Then the rate
+//!   becomes 95 % of that accepted rate, just under what the server just proved it accepts,
+//!   and grows by 0.1 request/s for every second without a 429. A 429 with less evidence only
+//!   pauses: a process asking slowly learns nothing about the server's limit from it (and must
+//!   not crawl at its own low demand afterwards). A host idle for 10 minutes forgets it all.
 
 use crate::base_url::BaseUrl;
 use crate::error::{Delivery, Error, Status};
@@ -27,6 +29,8 @@ const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
 const INCREASE_PER_SEC: f64 = 0.1;
 /// Share of the observed accepted rate used after a 429.
 const DECREASE: f64 = 0.95;
+/// Successful answers needed in the observation span before a 429 sets a rate.
+const MIN_EVIDENCE: usize = 5;
 /// A host idle this long starts unpaced again.
 const FORGET_AFTER: Duration = Duration::from_secs(600);
 
@@ -209,7 +213,7 @@ impl Throttle {
                     h.ok.iter()
                         .filter(|t| now.duration_since(**t) <= span)
                         .count();
-                if accepted > 0 {
+                if accepted >= MIN_EVIDENCE {
                     let rate = accepted as f64 / span.as_secs_f64() * DECREASE;
                     h.rate = Some(h.rate.map_or(rate, |r| r.min(rate)).max(0.1));
                     h.rate_at = now;

@@ -162,3 +162,36 @@ fn no_renewal_worker_strands_nobody() {
         "a caller waited {slowest:?}"
     );
 }
+
+/// A caller whose request outlasts idle_ms (a 600 ms authorization grant against 100 ms)
+/// holds its entry: sweeps run by other threads' new keys meanwhile must not drop it, or its
+/// token and refresh token would land in an entry nobody can reach and the next call would
+/// need a new authorization grant.
+#[test]
+fn an_entry_held_by_a_slow_request_is_not_evicted() {
+    let emu = emulator(3600);
+    let url = emu.url();
+    common::token(&url, ID, SECRET, None).unwrap();
+    emu.add_fault(findity_emulator::Fault::parse("grant", "delay:600", 1).unwrap());
+    std::thread::scope(|s| {
+        let slow = s.spawn(|| common::token(&url, ID, SECRET, Some("slow-one")).unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+        // Meanwhile new keys arrive in every shard, sweeping as they go.
+        let mut i = 0;
+        while !slow.is_finished() {
+            common::token(&url, ID, SECRET, Some(&format!("sweeper-{i}"))).unwrap();
+            i += 1;
+        }
+        let first = slow.join().unwrap();
+        assert!(i > 50, "only {i} new keys during the slow request");
+        assert_eq!(
+            common::token(&url, ID, SECRET, Some("slow-one")).unwrap(),
+            first,
+            "the token landed in the entry callers find"
+        );
+    });
+    assert_eq!(
+        emu.stats().by_subject.get("user:slow-one").copied(),
+        Some(1)
+    );
+}

@@ -111,7 +111,8 @@ impl Index {
             .map
             .iter()
             .filter(|(_, i)| {
-                i.entry.idle_ns(now) >= idle_ns
+                // Past idle_ms by more than last_used's granularity: really unused that long.
+                i.entry.idle_ns(now) >= idle_ns + super::entry::TOUCH_NS
                     // Only the index's own references: no caller, job or flow holds it.
                     && Arc::strong_count(&i.entry) == 1 + i.spellings.len()
             })

@@ -730,6 +730,57 @@ static void test_invalidate_token(void) {
     emu_stop(&e);
 }
 
+/* Fork under contention: 8 threads hammer the library (contended entry locks, background
+ * renewals of 2 s tokens, invalidations) while the main thread forks; every child must get an
+ * organization and a user token (inherited or its own) within 5 s, or alarm() ends it with 14.
+ * 200 forks; 20 under valgrind, where each child runs under memcheck too. */
+static volatile int hammer_stop;
+
+static void *hammer_thread(void *p) {
+    const emu_t *e = p;
+    char t[TOKEN_MAX], uid[32];
+    for (unsigned i = 0; !hammer_stop; i++) {
+        snprintf(uid, sizeof uid, "hammer-%u", i % 16);
+        if (i % 3 == 0) org(e, t);
+        else user(e, uid, t);
+        if (i % 97 == 0) findity_invalidate(e->url, CLIENT, uid);
+    }
+    return NULL;
+}
+
+static void test_fork_under_contention(void) {
+    emu_t e;
+    start(&e, "--lifetime", "2");
+    char t[TOKEN_MAX];
+    CHECK(org(&e, t) == FINDITY_OK, "%s", last_error());
+    enum { THREADS = 8 };
+    pthread_t th[THREADS];
+    hammer_stop = 0;
+    for (int i = 0; i < THREADS; i++) pthread_create(&th[i], NULL, hammer_thread, &e);
+    int forks = no_timing ? 20 : 200, ok = 0, hung = 0, other = 0;
+    for (int i = 0; i < forks; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(5);
+            char ct[TOKEN_MAX];
+            int rc = org(&e, ct) == FINDITY_OK && user(&e, "forked-contended", ct) == FINDITY_OK;
+            _exit(rc ? 0 : 1);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) ok++;
+        else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) hung++;
+        else other++;
+        usleep(2000);
+    }
+    hammer_stop = 1;
+    for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+    CHECK(hung == 0, "%d of %d children hung (no token within 5 s)", hung, forks);
+    CHECK(ok == forks, "%d of %d children got tokens (%d failed)", ok, forks, other);
+    CHECK(emu_stat(&e, "refresh_reuse") == 0, "no refresh token used twice across %d processes", forks);
+    emu_stop(&e);
+}
+
 static void test_clear_cache(void) {
     emu_t e;
     start(&e, NULL, NULL);
@@ -972,6 +1023,7 @@ int main(int argc, char **argv) {
         {"tls_with_ca_file", test_tls_with_ca_file},
         {"fork", test_fork},
         {"invalidate_token", test_invalidate_token},
+        {"fork_under_contention", test_fork_under_contention},
         {"clear_cache", test_clear_cache},
         {"stats", test_stats},
         {"log_callback", test_log_callback},
