@@ -31,6 +31,10 @@ pub struct State {
     http: Mutex<Option<Arc<Http>>>,
     /// Serialises set_option (per state: a child after fork starts with a free one).
     setters: Mutex<()>,
+    /// The parent's state this one replaced after fork: never used again, but kept reachable,
+    /// so the abandoned memory is neither freed (dropping could block) nor a leak to a checker.
+    #[allow(dead_code)]
+    previous: AtomicPtr<State>,
 }
 
 static STATE: AtomicPtr<State> = AtomicPtr::new(std::ptr::null_mut());
@@ -72,6 +76,7 @@ fn renew(old: *mut State, generation: u64) -> &'static State {
         renewals: Renewals::default(),
         throttle: Throttle::default(),
         setters: Mutex::new(()),
+        previous: AtomicPtr::new(old),
     }));
     match STATE.compare_exchange(old, fresh, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => {

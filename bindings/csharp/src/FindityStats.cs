@@ -22,6 +22,9 @@ namespace Findity.Auth
             BackgroundRefreshes = (long)s.background_refreshes;
             Fallbacks = (long)s.fallbacks;
             Retries = (long)s.retries;
+            ThrottlePauses = (long)s.throttle_pauses;
+            ThrottleWaits = (long)s.throttle_waits;
+            IdleEvictions = (long)s.idle_evictions;
             var failures = new Dictionary<FindityStatus, long>();
             foreach (FindityStatus status in Enum.GetValues(typeof(FindityStatus)))
             {
@@ -58,6 +61,15 @@ namespace Findity.Auth
         /// <summary>Requests repeated after a retryable failure (connect error, 408, 429, 5xx).</summary>
         public long Retries { get; private set; }
 
+        /// <summary>429 (or 503 with Retry-After) answers that paused every token request to a base URL.</summary>
+        public long ThrottlePauses { get; private set; }
+
+        /// <summary>Token requests that waited for such a pause, or for pacing, before they were sent.</summary>
+        public long ThrottleWaits { get; private set; }
+
+        /// <summary>Cache entries dropped after <c>idle_ms</c> without use.</summary>
+        public long IdleEvictions { get; private set; }
+
         /// <summary>
         /// Failed calls by status, every <see cref="FindityStatus"/> a key:
         /// <c>stats.Failures[FindityStatus.Auth]</c>. <see cref="FindityStatus.Ok"/>,
@@ -78,7 +90,10 @@ namespace Findity.Auth
                 .Append(" authorization_code_requests=").Append(AuthorizationCodeRequests)
                 .Append(" background_refreshes=").Append(BackgroundRefreshes)
                 .Append(" fallbacks=").Append(Fallbacks)
-                .Append(" retries=").Append(Retries);
+                .Append(" retries=").Append(Retries)
+                .Append(" throttle_pauses=").Append(ThrottlePauses)
+                .Append(" throttle_waits=").Append(ThrottleWaits)
+                .Append(" idle_evictions=").Append(IdleEvictions);
             foreach (KeyValuePair<FindityStatus, long> f in Failures)
             {
                 if (f.Value != 0)

@@ -193,5 +193,8 @@ namespace Findity.Auth
         public ulong retries;
         [MarshalAs(UnmanagedType.ByValArray, SizeConst = 7)]
         public ulong[] failures;
+        public ulong throttle_pauses;
+        public ulong throttle_waits;
+        public ulong idle_evictions;
     }
 }

@@ -34,9 +34,14 @@ def test_struct_matches_the_header() -> None:
     body = re.search(r"typedef struct FindityStats \{(.*?)\} FindityStats;", header, re.S)
     assert body is not None
     fields = re.findall(r"uint64_t (\w+)(?:\[(\d+)\])?;", body.group(1))
-    assert fields == [(n, "") for n in _native.STATS_COUNTERS] + [("failures", "7")]
-    assert ctypes.sizeof(_native.FindityStats) == 16 * 8
-    assert [f.name for f in dataclasses.fields(Stats)] == [*_native.STATS_COUNTERS, "failures"]
+    after = [(n, "") for n in _native.STATS_COUNTERS_AFTER]
+    assert fields == [(n, "") for n in _native.STATS_COUNTERS] + [("failures", "7")] + after
+    assert ctypes.sizeof(_native.FindityStats) == len(fields + [("", "")] * 6) * 8
+    assert [f.name for f in dataclasses.fields(Stats)] == [
+        *_native.STATS_COUNTERS,
+        "failures",
+        *_native.STATS_COUNTERS_AFTER,
+    ]
 
 
 def test_stats_is_a_frozen_snapshot() -> None:

@@ -245,12 +245,19 @@ class Stats:
     ``failures[Status.OK]``, ``failures[Status.BUFFER_TOO_SMALL]`` and
     ``failures[Status.NOT_CACHED]`` are always 0 (asking for a size, or whether a token is
     cached, is not a failure)."""
+    throttle_pauses: int
+    """429 (or 503 with Retry-After) answers that paused every token request to a base URL."""
+    throttle_waits: int
+    """Token requests that waited for such a pause, or for pacing, before they were sent."""
+    idle_evictions: int
+    """Cache entries dropped after ``idle_ms`` without use."""
 
 
 def stats() -> Stats:
     """A snapshot of libfindity's counters (cache hits and misses, requests by grant, ...)."""
     raw = _native.read_stats()
-    counters = {name: int(getattr(raw, name)) for name in _native.STATS_COUNTERS}
+    names = _native.STATS_COUNTERS + _native.STATS_COUNTERS_AFTER
+    counters = {name: int(getattr(raw, name)) for name in names}
     failures = [int(n) for n in raw.failures]
     failures += [0] * (len(Status) - len(failures))  # NOT_CACHED has no slot in the C struct
     return Stats(failures=tuple(failures), **counters)

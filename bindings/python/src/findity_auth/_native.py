@@ -222,11 +222,23 @@ STATS_COUNTERS = (
 )
 """The uint64_t counters of struct FindityStats, in declaration order (before ``failures``)."""
 
+STATS_COUNTERS_AFTER = (
+    "throttle_pauses",
+    "throttle_waits",
+    "idle_evictions",
+)
+"""The uint64_t counters of struct FindityStats after ``failures`` (fields are only appended)."""
+
 
 class FindityStats(ctypes.Structure):
-    """``struct FindityStats``: nine uint64_t counters, then ``uint64_t failures[7]``."""
+    """``struct FindityStats``: nine uint64_t counters, ``uint64_t failures[7]``, then more
+    counters."""
 
-    _fields_ = [(name, c_uint64) for name in STATS_COUNTERS] + [("failures", c_uint64 * 7)]
+    _fields_ = (
+        [(name, c_uint64) for name in STATS_COUNTERS]
+        + [("failures", c_uint64 * 7)]
+        + [(name, c_uint64) for name in STATS_COUNTERS_AFTER]
+    )
 
 
 # uint32_t findity_stats(struct FindityStats *out, size_t out_size); out_size is
