@@ -126,6 +126,24 @@ typedef struct FindityStats {
    * a token is cached (FINDITY_ERR_NOT_CACHED, which has no slot).
    */
   uint64_t failures[7];
+  /**
+   * Shared cache (option "shared_cache"): tokens taken from the store that another process
+   * (or an earlier run) obtained, with no request.
+   */
+  uint64_t store_hits;
+  /**
+   * Records written to the store.
+   */
+  uint64_t store_writes;
+  /**
+   * Renewals that waited for another process holding the key's lock.
+   */
+  uint64_t store_lock_waits;
+  /**
+   * Store failures (unreachable, timed out, unreadable or undecryptable record); the call
+   * went on process-locally and did not fail because of it.
+   */
+  uint64_t store_errors;
 } FindityStats;
 
 #ifdef __cplusplus
@@ -254,6 +272,12 @@ void findity_clear_cache(void);
  *  - "proxy": "http://host:port" for all requests except loopback; by default HTTPS_PROXY,
  *    ALL_PROXY and NO_PROXY from the environment are used.
  *  - "user_agent": the User-Agent header (default "libfindity/VERSION").
+ *  - "shared_cache" ("" = off; default: $FINDITY_SHARED_CACHE, read at first use): share
+ *    tokens with other processes and hosts, one token request per key per renewal across all
+ *    of them. "file:/path/to/dir" (created 0700; refused if another user owns it or group or
+ *    others may write to it) or "redis://[user:password@]host:port[/db]" ("rediss://" for
+ *    TLS). Records are encrypted with a key derived from the client secret. A store that is
+ *    down or slow never fails a call: it is logged once and the process works on its own.
  *
  * An unknown name or bad value is FINDITY_ERR_INVALID_ARGUMENT and changes nothing.
  * Thread-safe; applies to requests started afterwards.

@@ -8,9 +8,9 @@ use crate::error::{Error, Status};
 use crate::log::log;
 use crate::retry;
 use crate::secret::Secret;
-use crate::source;
 use crate::state::State;
 use crate::stats;
+use crate::store;
 use crate::token::{coarse_now_ns, Freshness, Token};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::cell::RefCell;
@@ -608,7 +608,7 @@ impl Entry {
                 secret: Some(flight_secret.clone()),
             };
             drop(slot);
-            let (result, unused) = source::renew(st, &self.key, refresh, &flight_secret, deadline);
+            let (result, unused) = store::renew(st, &self.key, refresh, &flight_secret, deadline);
             let mut slot = self.slot.lock();
             if let Err(e) = flight.land(&mut slot, result, unused) {
                 drop(slot);
@@ -695,7 +695,7 @@ impl Renewal {
                 };
                 let refresh = theirs.lock().take();
                 log!(Info, "{}: renewing in the background, {:.0} s left", entry.key, left.as_secs_f64());
-                let (result, unused) = source::renew(st, &entry.key, refresh, &secret, deadline);
+                let (result, unused) = store::renew(st, &entry.key, refresh, &secret, deadline);
                 let mut slot = entry.slot.lock();
                 let outcome = flight.land(&mut slot, result, unused);
                 let next = slot.retry_at;

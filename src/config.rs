@@ -108,7 +108,7 @@ impl Options {
                 })
             }
             _ => Err(Error::invalid_argument(format!(
-                "unknown option \"{}\"; known: timeout_ms, connect_timeout_ms, ca_file, proxy, user_agent, log_level",
+                "unknown option \"{}\"; known: timeout_ms, connect_timeout_ms, ca_file, proxy, user_agent, log_level, shared_cache",
                 crate::error::sanitize_server_text(name, 64)
             ))),
         }

@@ -5,6 +5,8 @@
 //! - [`cache`]: process-wide token caches, single flight, background refresh, fallbacks.
 //! - [`token`]: a token and its expiry rules (one place).
 //! - [`source`]: where a new token comes from: refresh token, then the primary grant, with retries.
+//! - [`store`]: the shared cache across processes and hosts (files, Redis), between the cache
+//!   and the source.
 //! - [`grants`]: the four Findity OAuth requests and their answers.
 //! - [`http`]: the HTTP client (timeouts, no redirects, body cap) and error classification.
 //! - [`retry`]: backoff with jitter and `Retry-After`.
@@ -27,6 +29,7 @@ pub mod secret;
 pub mod source;
 pub mod state;
 pub mod stats;
+pub mod store;
 pub mod token;
 
 pub use error::{Error, Status};

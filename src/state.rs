@@ -20,6 +20,8 @@ pub struct State {
     fork_generation: u64,
     pub cache: Cache,
     pub stats: Stats,
+    /// The shared cache (option shared_cache).
+    pub store: crate::store::Config,
     options: Mutex<Arc<Options>>,
     http: Mutex<Option<Arc<Http>>>,
     /// Serialises set_option (per state: a child after fork starts with a free one).
@@ -62,6 +64,7 @@ fn renew(old: *mut State, generation: u64) -> &'static State {
         ),
         http: Mutex::new(None),
         stats: Stats::default(),
+        store: parent.map_or_else(Default::default, |p| p.store.inherit()),
         setters: Mutex::new(()),
     }));
     match STATE.compare_exchange(old, fresh, Ordering::AcqRel, Ordering::Acquire) {
@@ -99,6 +102,9 @@ impl State {
         // Serialises setters; the options lock itself is held only to read and to swap, so a
         // fork() in another thread almost never finds it held (the child would lose options).
         let _one_at_a_time = self.setters.lock();
+        if name == "shared_cache" {
+            return self.store.set(value);
+        }
         let current = self.options();
         let mut next = Options::clone(&current);
         let effect = next.set(name, value)?;

@@ -25,6 +25,11 @@ pub struct Stats {
     pub background_refreshes: AtomicU64,
     pub fallbacks: AtomicU64,
     pub retries: AtomicU64,
+    /// Shared cache: tokens adopted from the store, records written, lock waits, failures.
+    pub store_hits: AtomicU64,
+    pub store_writes: AtomicU64,
+    pub store_lock_waits: AtomicU64,
+    pub store_errors: AtomicU64,
     /// Failed calls by status code (index = FINDITY_ERR_*; 0 unused).
     pub failures: [AtomicU64; 7],
 }
