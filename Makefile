@@ -8,7 +8,7 @@ DEBUG    := target/debug
 CFLAGS   ?= -std=c11 -O1 -g -Wall -Wextra -Werror -pthread
 EMULATOR := $(DEBUG)/findity-emulator
 
-.PHONY: all build release test demo test-rust test-c test-c-valgrind test-python test-csharp check-header check-deps lint soak fuzz bench clean
+.PHONY: all build release test demo test-rust test-store test-c test-c-valgrind test-python test-csharp check-header check-deps lint soak fuzz bench clean
 
 all: build
 
@@ -44,6 +44,11 @@ check-deps: build
 
 test-rust:
 	$(CARGO) test --workspace
+
+## The shared cache across real processes: the file store, and the Redis store against a real
+## redis-server (installed when missing, started on a free port, stopped afterwards).
+test-store: build
+	bash scripts/redis.sh $(CARGO) test --test store_file --test store_redis
 
 $(BUILD)/test_findity: tests/c/test_findity.c tests/c/emu.h include/findity.h build
 	@mkdir -p $(BUILD)
