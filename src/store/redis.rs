@@ -97,6 +97,9 @@ impl RedisStore {
     }
 
     fn err(&self, what: &str, e: &redis::RedisError) -> StoreError {
+        // One connection failed: the idle ones (same server) most likely did too, and each
+        // would cost a failure and a longer back-off after Redis is back.
+        self.idle.lock().clear();
         let why = if e.is_timeout() {
             "timed out".to_string()
         } else if e.is_connection_refusal() {
@@ -127,17 +130,23 @@ impl Store for RedisStore {
         let lease = (hold + LEASE_EXTRA).as_millis() as u64;
         let mut waited = false;
         let mut pause = Duration::from_millis(1);
-        loop {
-            let got: Option<String> = redis::cmd("SET")
+        let record = format!("findity:rec:{id}");
+        // The lock and the read in one round trip: once SET NX succeeded on this connection,
+        // the GET that follows it sees what only the lock holder (us) may change.
+        let prefetched = loop {
+            let (got, rec): (Option<String>, Option<Vec<u8>>) = redis::pipe()
+                .cmd("SET")
                 .arg(&key)
                 .arg(&value)
                 .arg("NX")
                 .arg("PX")
                 .arg(lease)
+                .cmd("GET")
+                .arg(&record)
                 .query(&mut con)
                 .map_err(|e| self.err("cannot lock in", &e))?;
             if got.is_some() {
-                break;
+                break rec;
             }
             waited = true;
             let now = Instant::now();
@@ -149,12 +158,13 @@ impl Store for RedisStore {
             }
             std::thread::sleep(pause.min(deadline - now));
             pause = (pause * 2).min(Duration::from_millis(10));
-        }
+        };
         Ok((
             Box::new(RedisGuard {
                 store: self,
                 con: Some(con),
-                record: format!("findity:rec:{id}"),
+                prefetched: Some(prefetched),
+                record,
                 lock: key,
                 value,
             }),
@@ -167,6 +177,8 @@ struct RedisGuard<'a> {
     store: &'a RedisStore,
     /// Taken out (and dropped) after a connection error.
     con: Option<Connection>,
+    /// The record as read together with taking the lock (first read only).
+    prefetched: Option<Option<Vec<u8>>>,
     record: String,
     lock: String,
     value: String,
@@ -196,6 +208,9 @@ impl RedisGuard<'_> {
 
 impl Guard for RedisGuard<'_> {
     fn read(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(r) = self.prefetched.take() {
+            return Ok(r);
+        }
         let cmd = redis::cmd("GET").arg(&self.record).clone();
         self.run("cannot read from", &cmd)
     }
