@@ -8,7 +8,7 @@ DEBUG    := target/debug
 CFLAGS   ?= -std=c11 -O1 -g -Wall -Wextra -Werror -pthread
 EMULATOR := $(DEBUG)/findity-emulator
 
-.PHONY: all build release test demo test-rust test-store test-c test-c-valgrind test-python test-csharp check-header check-deps lint soak fuzz bench clean
+.PHONY: all build release test demo test-rust test-store test-c test-c-valgrind test-python test-csharp check-header check-deps lint soak fuzz bench bench-store clean
 
 all: build
 
@@ -91,6 +91,10 @@ fuzz:
 ## Benchmarks (not part of the test command): writes BENCHMARKS.md.
 bench:
 	bash bench/run.sh
+
+## The shared cache's figures across processes (file store and Redis): a section of BENCHMARKS.md.
+bench-store:
+	bash bench/store.sh
 
 clean:
 	$(CARGO) clean
