@@ -8,7 +8,7 @@ DEBUG    := target/debug
 CFLAGS   ?= -std=c11 -O1 -g -Wall -Wextra -Werror -pthread
 EMULATOR := $(DEBUG)/findity-emulator
 
-.PHONY: all build release test demo test-rust test-c test-c-valgrind test-python test-csharp wheel nuget test-nuget test-readme tools check-header check-deps lint mutants soak fuzz bench clean
+.PHONY: all build release test demo test-rust test-store test-c test-c-valgrind test-python test-csharp wheel nuget test-nuget test-readme tools check-header check-deps lint mutants soak fuzz bench bench-store clean
 
 all: build
 
@@ -51,6 +51,11 @@ check-deps: release
 
 test-rust:
 	$(CARGO) test --workspace
+
+## The shared cache across real processes: the file store, and the Redis store against a real
+## redis-server (installed when missing, started on a free port, stopped afterwards).
+test-store: build
+	bash scripts/redis.sh $(CARGO) test --test store_file --test store_redis
 
 $(BUILD)/test_findity: tests/c/test_findity.c tests/c/emu.h include/findity.h build
 	@mkdir -p $(BUILD)
@@ -119,6 +124,10 @@ mutants:
 ## Benchmarks (not part of the test command): writes BENCHMARKS.md.
 bench:
 	bash bench/run.sh
+
+## The shared cache's figures across processes (file store and Redis): a section of BENCHMARKS.md.
+bench-store:
+	bash bench/store.sh
 
 clean:
 	$(CARGO) clean

@@ -138,6 +138,24 @@ typedef struct FindityStats {
    * Cache entries dropped after `idle_ms` without use.
    */
   uint64_t idle_evictions;
+  /**
+   * Shared cache (option "shared_cache"): tokens taken from the store that another process
+   * (or an earlier run) obtained, with no request.
+   */
+  uint64_t store_hits;
+  /**
+   * Records written to the store.
+   */
+  uint64_t store_writes;
+  /**
+   * Renewals that waited for another process holding the key's lock.
+   */
+  uint64_t store_lock_waits;
+  /**
+   * Store failures (unreachable, timed out, unreadable or undecryptable record); the call
+   * went on process-locally and did not fail because of it.
+   */
+  uint64_t store_errors;
 } FindityStats;
 
 #ifdef __cplusplus
@@ -270,6 +288,12 @@ void findity_clear_cache(void);
  *    order of expiry (a caller that needs a token meanwhile renews it itself).
  *  - "idle_ms" (1800000): a cache entry unused for this long is dropped, whatever it holds, so
  *    a process that sees many users over time stays bounded.
+ *  - "shared_cache" ("" = off; default: $FINDITY_SHARED_CACHE, read at first use): share
+ *    tokens with other processes and hosts, one token request per key per renewal across all
+ *    of them. "file:/path/to/dir" (created 0700; refused if another user owns it or group or
+ *    others may write to it) or "redis://[user:password@]host:port[/db]" ("rediss://" for
+ *    TLS). Records are encrypted with a key derived from the client secret. A store that is
+ *    down or slow never fails a call: it is logged once and the process works on its own.
  *
  * An unknown name or bad value is FINDITY_ERR_INVALID_ARGUMENT and changes nothing.
  * Thread-safe; applies to requests started afterwards.

@@ -149,7 +149,7 @@ impl Options {
                 })
             }
             _ => Err(Error::invalid_argument(format!(
-                "unknown option \"{}\"; known: timeout_ms, connect_timeout_ms, ca_file, proxy, user_agent, log_level, renewal_threads, idle_ms",
+                "unknown option \"{}\"; known: timeout_ms, connect_timeout_ms, ca_file, proxy, user_agent, log_level, renewal_threads, idle_ms, shared_cache",
                 crate::error::sanitize_server_text(name, 64)
             ))),
         }

@@ -75,6 +75,16 @@ pub struct FindityStats {
     pub throttle_waits: u64,
     /// Cache entries dropped after `idle_ms` without use.
     pub idle_evictions: u64,
+    /// Shared cache (option "shared_cache"): tokens taken from the store that another process
+    /// (or an earlier run) obtained, with no request.
+    pub store_hits: u64,
+    /// Records written to the store.
+    pub store_writes: u64,
+    /// Renewals that waited for another process holding the key's lock.
+    pub store_lock_waits: u64,
+    /// Store failures (unreachable, timed out, unreadable or undecryptable record); the call
+    /// went on process-locally and did not fail because of it.
+    pub store_errors: u64,
 }
 
 const MAX_ID_LEN: usize = 1024;
@@ -279,6 +289,12 @@ pub extern "C" fn findity_clear_cache() {
 ///    order of expiry (a caller that needs a token meanwhile renews it itself).
 ///  - "idle_ms" (1800000): a cache entry unused for this long is dropped, whatever it holds, so
 ///    a process that sees many users over time stays bounded.
+///  - "shared_cache" ("" = off; default: $FINDITY_SHARED_CACHE, read at first use): share
+///    tokens with other processes and hosts, one token request per key per renewal across all
+///    of them. "file:/path/to/dir" (created 0700; refused if another user owns it or group or
+///    others may write to it) or "redis://[user:password@]host:port[/db]" ("rediss://" for
+///    TLS). Records are encrypted with a key derived from the client secret. A store that is
+///    down or slow never fails a call: it is logged once and the process works on its own.
 ///
 /// An unknown name or bad value is FINDITY_ERR_INVALID_ARGUMENT and changes nothing.
 /// Thread-safe; applies to requests started afterwards.
@@ -353,6 +369,10 @@ pub unsafe extern "C" fn findity_stats(out: *mut FindityStats, out_size: usize) 
             throttle_pauses: get(&s.throttled),
             throttle_waits: get(&s.throttle_waits),
             idle_evictions: get(&s.evicted),
+            store_hits: get(&s.store_hits),
+            store_writes: get(&s.store_writes),
+            store_lock_waits: get(&s.store_lock_waits),
+            store_errors: get(&s.store_errors),
         };
         let n = out_size.min(std::mem::size_of::<FindityStats>());
         // SAFETY: `out` has out_size writable bytes; n <= both sizes.

@@ -7,6 +7,8 @@
 //! - [`throttle`]: per-host pause on 429 and pacing of token requests.
 //! - [`token`]: a token and its expiry rules (one place).
 //! - [`source`]: where a new token comes from: refresh token, then the primary grant, with retries.
+//! - [`store`]: the shared cache across processes and hosts (files, Redis), between the cache
+//!   and the source.
 //! - [`grants`]: the four Findity OAuth requests and their answers.
 //! - [`http`]: the HTTP client (timeouts, no redirects, body cap) and error classification.
 //! - [`retry`]: backoff with jitter and `Retry-After`.
@@ -29,6 +31,7 @@ pub mod secret;
 pub mod source;
 pub mod state;
 pub mod stats;
+pub mod store;
 pub mod throttle;
 pub mod token;
 

@@ -27,6 +27,8 @@ pub struct State {
     pub stats: Stats,
     pub renewals: Renewals,
     pub throttle: Throttle,
+    /// The shared cache (option shared_cache).
+    pub store: crate::store::Config,
     options: Mutex<Arc<Options>>,
     http: Mutex<Option<Arc<Http>>>,
     /// Serialises set_option (per state: a child after fork starts with a free one).
@@ -75,6 +77,7 @@ fn renew(old: *mut State, generation: u64) -> &'static State {
         stats: Stats::default(),
         renewals: Renewals::default(),
         throttle: Throttle::default(),
+        store: parent.map_or_else(Default::default, |p| p.store.inherit()),
         setters: Mutex::new(()),
         previous: AtomicPtr::new(old),
     }));
@@ -118,6 +121,9 @@ impl State {
         // Serialises setters; the options lock itself is held only to read and to swap, so a
         // fork() in another thread almost never finds it held (the child would lose options).
         let _one_at_a_time = lock(&self.setters);
+        if name == "shared_cache" {
+            return self.store.set(value);
+        }
         let current = self.options();
         let mut next = Options::clone(&current);
         let effect = next.set(name, value)?;

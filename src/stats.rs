@@ -31,6 +31,11 @@ pub struct Stats {
     pub throttle_waits: AtomicU64,
     /// Idle cache entries dropped.
     pub evicted: AtomicU64,
+    /// Shared cache: tokens adopted from the store, records written, lock waits, failures.
+    pub store_hits: AtomicU64,
+    pub store_writes: AtomicU64,
+    pub store_lock_waits: AtomicU64,
+    pub store_errors: AtomicU64,
     /// Failed calls by status code (index = FINDITY_ERR_*; 0 unused).
     pub failures: [AtomicU64; 7],
 }

@@ -65,12 +65,20 @@ static const char USAGE[] =
     "  --secret-stdin     read the secret from stdin even when FINDITY_CLIENT_SECRET is set.\n"
     "  --timeout-ms N     give up after N milliseconds, retries included (default 30000).\n"
     "  --ca-file FILE     also trust the CA certificates in this PEM file (TLS-inspecting proxy).\n"
+    "  --no-cache         do not use (or write) the token cache on disk; ask Findity.\n"
     "  -v, --verbose      log the requests made to stderr (never a token or the secret).\n"
     "  -h, --help         show this help.\n"
     "  --version          show the versions of findity-token and libfindity.\n"
     "\n"
     "Environment: FINDITY_CLIENT_ID, FINDITY_CLIENT_SECRET, FINDITY_ENV; HTTPS_PROXY, ALL_PROXY and\n"
-    "NO_PROXY choose a proxy; FINDITY_LOG=error|warn|info|debug logs to stderr.\n"
+    "NO_PROXY choose a proxy; FINDITY_LOG=error|warn|info|debug logs to stderr;\n"
+    "FINDITY_SHARED_CACHE replaces the cache below (file:/dir, redis://host:port, or empty: none).\n"
+    "\n"
+    "Cache: tokens are kept between runs, as gcloud and az do, so a cron job or a script that\n"
+    "runs findity-token many times makes one token request per token lifetime, and runs at the\n"
+    "same time share one request. Records are encrypted with a key derived from the client\n"
+    "secret (a wrong secret never gets a token from the cache) in a directory only you can read:\n"
+    "$XDG_CACHE_HOME/findity, else ~/.cache/findity. --no-cache turns it off.\n"
     "\n"
     "Exit status:\n"
     "  0  the token was printed\n"
@@ -89,6 +97,18 @@ static const char USAGE[] =
     "  findity-token --env stage\n";
 
 static const char *prog = "findity-token";
+
+/* The default cache: "file:$XDG_CACHE_HOME/findity", else "file:$HOME/.cache/findity"; "" if
+ * neither is set (or the path is absurdly long). */
+static void default_cache(char *out, size_t n) {
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    int w = -1;
+    if (xdg && xdg[0] == '/')
+        w = snprintf(out, n, "file:%s/findity", xdg);
+    else if (home && home[0] == '/')
+        w = snprintf(out, n, "file:%s/.cache/findity", home);
+    if (w < 0 || (size_t)w >= n) out[0] = 0;
+}
 
 /* Wiped before exit: the secret, and the token once printed. */
 static char secret[4096];
@@ -332,19 +352,29 @@ static int run(int argc, char **argv) {
     const char *env = getenv("FINDITY_ENV");
     const char *client_id = getenv("FINDITY_CLIENT_ID");
     const char *user_id = NULL, *timeout = NULL, *ca_file = NULL;
-    int json = 0, secret_stdin = 0, verbose = 0;
+    int json = 0, secret_stdin = 0, verbose = 0, no_cache = 0;
     if (!env || !*env) env = "production";
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(USAGE, stdout);
+            char where[4096];
+            const char *over = getenv("FINDITY_SHARED_CACHE");
+            default_cache(where, sizeof where);
+            if (over)
+                printf("Cache here and now: %s (from FINDITY_SHARED_CACHE)\n",
+                       !*over ? "none" : strchr(over, '@') ? "(a URL with credentials in it, not shown)" : over);
+            else
+                printf("Cache here and now: %s\n", where[0] ? where + 5 : "none (neither XDG_CACHE_HOME nor HOME is set)");
             return EXIT_OK;
         } else if (!strcmp(a, "--version") || !strcmp(a, "-V")) {
             printf("findity-token %s (libfindity %s)\n", TOOL_VERSION, findity_version());
             return EXIT_OK;
         } else if (!strcmp(a, "--json")) {
             json = 1;
+        } else if (!strcmp(a, "--no-cache")) {
+            no_cache = 1;
         } else if (!strcmp(a, "--secret-stdin")) {
             secret_stdin = 1;
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
@@ -401,6 +431,19 @@ static int run(int argc, char **argv) {
     if (verbose) findity_set_option("log_level", "info");
     if (timeout && findity_set_option("timeout_ms", timeout) != FINDITY_OK) return option_error("--timeout-ms", timeout);
     if (ca_file && findity_set_option("ca_file", ca_file) != FINDITY_OK) return option_error("--ca-file", ca_file);
+    /* The cache never makes the tool fail: one it cannot use is reported and left out. */
+    const char *cache_env = getenv("FINDITY_SHARED_CACHE");
+    char cache[4096] = "";
+    if (!no_cache) {
+        if (cache_env) snprintf(cache, sizeof cache, "%s", cache_env);
+        else default_cache(cache, sizeof cache);
+    }
+    if (findity_set_option("shared_cache", cache) != FINDITY_OK) {
+        char msg[1024] = "";
+        findity_last_error(msg, sizeof msg, NULL);
+        fprintf(stderr, "%s: not caching tokens: %s\n", prog, msg);
+        findity_set_option("shared_cache", "");
+    }
 
     const char *from_env = getenv("FINDITY_CLIENT_SECRET");
     if (secret_stdin || !from_env || !*from_env) {

@@ -7,9 +7,9 @@ use crate::error::{Error, Status};
 use crate::log::log;
 use crate::retry;
 use crate::secret::Secret;
-use crate::source;
 use crate::state::State;
 use crate::stats;
+use crate::store;
 use crate::token::{coarse_now_ns, Freshness, Token};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -208,7 +208,8 @@ impl Entry {
                 secret: Some(flight_secret.clone()),
             };
             drop(slot);
-            let (result, unused) = source::renew(st, &self.key, refresh, &flight_secret, deadline);
+            let (result, unused) =
+                store::renew(st, &self.key, refresh, &flight_secret, deadline, false);
             let mut slot = lock(&self.slot);
             if let Err(e) = flight.land(&mut slot, result, unused) {
                 drop(slot);
@@ -309,7 +310,7 @@ impl Entry {
             left.as_secs_f64()
         );
         let deadline = now + st.options().timeout;
-        let (result, unused) = source::renew(st, &self.key, refresh, &secret, deadline);
+        let (result, unused) = store::renew(st, &self.key, refresh, &secret, deadline, true);
         let mut slot = lock(&self.slot);
         let outcome = flight.land(&mut slot, result, unused);
         let next = slot.retry_at;

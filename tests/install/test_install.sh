@@ -130,7 +130,8 @@ run_tok() {
     local envs=()
     while [ "$1" != -- ]; do envs+=("$1"); shift; done
     shift
-    so=$(env -u FINDITY_CLIENT_SECRET -u FINDITY_CLIENT_ID -u FINDITY_ENV "${envs[@]}" \
+    so=$(env -u FINDITY_CLIENT_SECRET -u FINDITY_CLIENT_ID -u FINDITY_ENV -u FINDITY_SHARED_CACHE \
+        XDG_CACHE_HOME="$tmp/cache" "${envs[@]}" \
         "$tok" "$@" <"${stdin:-/dev/null}" 2>"$tmp/stderr")
     rc=$?
     se=$(cat "$tmp/stderr")
@@ -182,8 +183,18 @@ run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "$url" --client-id inst-clien
 expect_eq "unknown user: exit 4" 4 "$rc"
 expect_contains "unknown user: says which user" 'token for user "unknown-person"' "$se"
 
+tokens_before=$(emu_stat token_requests)
+run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "$url" --client-id inst-client
+expect_eq "cache: a second run is served from \$XDG_CACHE_HOME/findity, no request" "0 $tokens_before" \
+    "$rc $(emu_stat token_requests)"
+expect_eq "cache: directory 0700, records 0600" "700 600" \
+    "$(stat -c %a "$tmp/cache/findity") $(stat -c %a "$tmp"/cache/findity/*.rec | sort -u)"
+case "$(cat "$tmp"/cache/findity/* | tr -d '\0')" in *"$so"* | *inst-secret*) fail "cache: no token or secret in plaintext" ;; *) ok "cache: no token or secret in plaintext" ;; esac
+run_tok -- --help
+expect_contains "--help says where it caches" "Cache here and now: $tmp/cache/findity" "$so"
+
 emu_post '/_emulator/fault?endpoint=token&kind=status:503&count=0'
-run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "$url" --client-id inst-client --timeout-ms 1500
+run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "$url" --client-id inst-client --timeout-ms 1500 --no-cache
 emu_post /_emulator/fault/clear
 expect_eq "server failing (503): exit 5" "5:" "$rc:$so"
 expect_contains "server failing: HTTP status on stderr" "HTTP 503" "$se"

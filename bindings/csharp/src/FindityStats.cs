@@ -25,6 +25,10 @@ namespace Findity.Auth
             ThrottlePauses = (long)s.throttle_pauses;
             ThrottleWaits = (long)s.throttle_waits;
             IdleEvictions = (long)s.idle_evictions;
+            StoreHits = (long)s.store_hits;
+            StoreWrites = (long)s.store_writes;
+            StoreLockWaits = (long)s.store_lock_waits;
+            StoreErrors = (long)s.store_errors;
             var failures = new Dictionary<FindityStatus, long>();
             foreach (FindityStatus status in Enum.GetValues(typeof(FindityStatus)))
             {
@@ -70,6 +74,18 @@ namespace Findity.Auth
         /// <summary>Cache entries dropped after <c>idle_ms</c> without use.</summary>
         public long IdleEvictions { get; private set; }
 
+        /// <summary>Shared cache: tokens taken from the store, with no request.</summary>
+        public long StoreHits { get; private set; }
+
+        /// <summary>Records written to the shared store.</summary>
+        public long StoreWrites { get; private set; }
+
+        /// <summary>Renewals that waited for another process holding the key's lock.</summary>
+        public long StoreLockWaits { get; private set; }
+
+        /// <summary>Shared-store failures; the call went on process-locally.</summary>
+        public long StoreErrors { get; private set; }
+
         /// <summary>
         /// Failed calls by status, every <see cref="FindityStatus"/> a key:
         /// <c>stats.Failures[FindityStatus.Auth]</c>. <see cref="FindityStatus.Ok"/>,
@@ -93,7 +109,11 @@ namespace Findity.Auth
                 .Append(" retries=").Append(Retries)
                 .Append(" throttle_pauses=").Append(ThrottlePauses)
                 .Append(" throttle_waits=").Append(ThrottleWaits)
-                .Append(" idle_evictions=").Append(IdleEvictions);
+                .Append(" idle_evictions=").Append(IdleEvictions)
+                .Append(" store_hits=").Append(StoreHits)
+                .Append(" store_writes=").Append(StoreWrites)
+                .Append(" store_lock_waits=").Append(StoreLockWaits)
+                .Append(" store_errors=").Append(StoreErrors);
             foreach (KeyValuePair<FindityStatus, long> f in Failures)
             {
                 if (f.Value != 0)

@@ -196,5 +196,9 @@ namespace Findity.Auth
         public ulong throttle_pauses;
         public ulong throttle_waits;
         public ulong idle_evictions;
+        public ulong store_hits;
+        public ulong store_writes;
+        public ulong store_lock_waits;
+        public ulong store_errors;
     }
 }

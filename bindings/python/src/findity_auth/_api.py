@@ -251,6 +251,14 @@ class Stats:
     """Token requests that waited for such a pause, or for pacing, before they were sent."""
     idle_evictions: int
     """Cache entries dropped after ``idle_ms`` without use."""
+    store_hits: int
+    """Shared cache (option ``shared_cache``): tokens taken from the store, with no request."""
+    store_writes: int
+    """Records written to the shared store."""
+    store_lock_waits: int
+    """Renewals that waited for another process holding the key's lock."""
+    store_errors: int
+    """Shared-store failures; the call went on process-locally and did not fail because of it."""
 
 
 def stats() -> Stats:

@@ -226,6 +226,10 @@ STATS_COUNTERS_AFTER = (
     "throttle_pauses",
     "throttle_waits",
     "idle_evictions",
+    "store_hits",
+    "store_writes",
+    "store_lock_waits",
+    "store_errors",
 )
 """The uint64_t counters of struct FindityStats after ``failures`` (fields are only appended)."""
 

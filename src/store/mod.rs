@@ -1,0 +1,421 @@
+//! The shared cache (option `shared_cache`, env `FINDITY_SHARED_CACHE`): a layer between the
+//! in-process cache and the token source, so processes and hosts that share a store make one
+//! token request per key per renewal, and send each refresh token at most once, fleet-wide.
+//!
+//! The in-process cache stays in front: a hit never gets here. Its flight leader calls
+//! [`renew`] (same signature as [`source::renew`]) with no lock held, which, with a store:
+//! takes the key's cross-process lock → reads and decrypts the record → adopts a usable token
+//! (no request) or renews with the stored refresh token, which is first taken out of the
+//! record → writes the new record → unlocks. Without a store it is `source::renew`.
+//!
+//! Invariant: a refresh token that was read from or handed to the store is never returned to
+//! the in-process cache, so the cache holds only refresh tokens no other process can have, and
+//! working process-locally (store down) never sends a token another process may hold.
+//!
+//! A store failure never fails a token call: it is counted (`store_errors`), logged once per
+//! outage, and the call goes process-local; the store is tried again after a back-off.
+//!
+//! A backend is one file: implement [`Store`] (lock) and [`Guard`] (read, write, remove, and
+//! unlock on drop), and add its scheme to [`open`].
+
+pub mod file;
+pub mod record;
+pub mod redis;
+
+use crate::cache::Key;
+use crate::error::Error;
+use crate::log::log;
+use crate::secret::Secret;
+use crate::source;
+use crate::state::State;
+use crate::stats::inc;
+use crate::token::{Freshness, Token};
+use record::{Crypt, Identity, Record};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// A failure of the store itself. The message names the store (directory, host:port) and
+/// never a secret, token, user id or URL credentials.
+#[derive(Debug)]
+pub struct StoreError {
+    /// The lock was held by another process until the wait budget ran out: the store works.
+    pub busy: bool,
+    pub message: String,
+}
+
+impl StoreError {
+    pub fn down(message: impl Into<String>) -> StoreError {
+        StoreError {
+            busy: false,
+            message: message.into(),
+        }
+    }
+
+    pub fn busy(message: impl Into<String>) -> StoreError {
+        StoreError {
+            busy: true,
+            message: message.into(),
+        }
+    }
+}
+
+/// A shared store of records, one per record id (hex SHA-256 of the key's identity).
+pub trait Store: Send + Sync {
+    /// Take the cross-process lock of record `id`, waiting until `deadline` at most; a holder
+    /// keeps it for `hold` at most (a backend with leases makes them longer). Returns the guard,
+    /// which unlocks when dropped, and whether it had to wait.
+    fn lock(
+        &self,
+        id: &str,
+        deadline: Instant,
+        hold: Duration,
+    ) -> Result<(Box<dyn Guard + '_>, bool), StoreError>;
+}
+
+/// A held lock, and the record it guards.
+pub trait Guard {
+    fn read(&mut self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Replace the record; `ttl`: the token's remaining life (a backend may expire it then).
+    fn write(&mut self, bytes: &[u8], ttl: Duration) -> Result<(), StoreError>;
+    fn remove(&mut self) -> Result<(), StoreError>;
+}
+
+/// A configured store with its outage state.
+pub struct Active {
+    /// The option's value as given (a Redis URL may hold a password): to rebuild after fork.
+    spec: Secret,
+    /// The store as it may be shown: "file:/dir", "redis://host:port/db".
+    pub shown: String,
+    backend: Box<dyn Store>,
+    /// While set and in the future: work process-locally.
+    down_until: Mutex<Option<Instant>>,
+    outages: AtomicU32,
+    /// The current outage has been logged.
+    outage_logged: AtomicBool,
+    unreadable_logged: AtomicBool,
+}
+
+/// Parses and opens a `shared_cache` value. Ok(None): off. Err: why it is not usable (no
+/// secret in it).
+pub fn open(spec: &str) -> Result<Option<Arc<Active>>, String> {
+    let spec = spec.trim();
+    if spec.is_empty() {
+        return Ok(None);
+    }
+    let (shown, backend): (String, Box<dyn Store>) = if let Some(dir) = spec.strip_prefix("file:") {
+        let dir = dir.strip_prefix("//").unwrap_or(dir);
+        let f = file::FileStore::open(dir)?;
+        (format!("file:{}", f.dir().display()), Box::new(f))
+    } else if spec.starts_with("redis://") || spec.starts_with("rediss://") {
+        let r = redis::open(spec)?;
+        (r.shown().to_string(), Box::new(r))
+    } else {
+        return Err(
+            "must be empty (off), file:/path/to/dir, redis://[user:password@]host:port[/db] or rediss://..."
+                .into(),
+        );
+    };
+    Ok(Some(Arc::new(Active {
+        spec: Secret::new(spec),
+        shown,
+        backend,
+        down_until: Mutex::new(None),
+        outages: AtomicU32::new(0),
+        outage_logged: AtomicBool::new(false),
+        unreadable_logged: AtomicBool::new(false),
+    })))
+}
+
+enum Setting {
+    /// Neither set nor read from FINDITY_SHARED_CACHE yet.
+    Unread,
+    /// Inherited through fork(): rebuilt (new descriptors, new connections) on first use.
+    Pending(Secret),
+    Off,
+    On(Arc<Active>),
+}
+
+/// The process's shared-cache setting (a field of [`State`]).
+pub struct Config(Mutex<Setting>);
+
+impl Default for Config {
+    fn default() -> Config {
+        Config(Mutex::new(Setting::Unread))
+    }
+}
+
+impl Config {
+    /// From `findity_set_option("shared_cache", value)`: a bad value changes nothing.
+    pub fn set(&self, value: &str) -> Result<(), Error> {
+        let opened =
+            open(value).map_err(|why| Error::invalid_argument(format!("shared_cache: {why}")))?;
+        if let Some(a) = &opened {
+            log!(Info, "shared cache: {}", a.shown);
+        }
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) =
+            opened.map_or(Setting::Off, Setting::On);
+        Ok(())
+    }
+
+    /// The store to use now, if any. Reads FINDITY_SHARED_CACHE on first use.
+    pub fn active(&self) -> Option<Arc<Active>> {
+        let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let spec = match &*s {
+            Setting::On(a) => return Some(Arc::clone(a)),
+            Setting::Off => return None,
+            Setting::Pending(spec) => spec.clone(),
+            Setting::Unread => match std::env::var("FINDITY_SHARED_CACHE") {
+                Ok(v) => Secret::new(v),
+                Err(_) => {
+                    *s = Setting::Off;
+                    return None;
+                }
+            },
+        };
+        *s = match open(spec.expose()) {
+            Ok(Some(a)) => {
+                log!(Info, "shared cache: {}", a.shown);
+                Setting::On(a)
+            }
+            Ok(None) => Setting::Off,
+            Err(why) => {
+                log!(
+                    Warn,
+                    "FINDITY_SHARED_CACHE ignored, tokens are cached in this process only: {why}"
+                );
+                Setting::Off
+            }
+        };
+        match &*s {
+            Setting::On(a) => Some(Arc::clone(a)),
+            _ => None,
+        }
+    }
+
+    /// A child's setting after fork: the same store, reopened on first use. try_lock only.
+    pub fn inherit(&self) -> Config {
+        let guard = self.0.try_lock().ok();
+        let next = match guard.as_deref() {
+            Some(Setting::On(a)) => Setting::Pending(a.spec.clone()),
+            Some(Setting::Pending(s)) => Setting::Pending(s.clone()),
+            Some(Setting::Off) => Setting::Off,
+            _ => Setting::Unread,
+        };
+        Config(Mutex::new(next))
+    }
+}
+
+impl Active {
+    fn up(&self) -> bool {
+        match *self
+            .down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            Some(t) => Instant::now() >= t,
+            None => true,
+        }
+    }
+
+    /// The store failed: count, log once per outage, back off.
+    fn failed(&self, st: &State, key: &Key, e: &StoreError) {
+        inc(&st.stats.store_errors);
+        if e.busy {
+            log!(
+                Warn,
+                "shared cache {}: client \"{}\": {}; renewing in this process",
+                self.shown,
+                key.client_id,
+                e.message
+            );
+            return;
+        }
+        let n = self.outages.fetch_add(1, Ordering::Relaxed).min(5);
+        let pause = Duration::from_secs(1 << n).min(Duration::from_secs(30));
+        *self
+            .down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + pause);
+        if !self.outage_logged.swap(true, Ordering::AcqRel) {
+            log!(
+                Warn,
+                "shared cache {} unavailable, tokens are cached in this process only until it is back (next try in {} s): {}",
+                self.shown,
+                pause.as_secs(),
+                e.message
+            );
+        }
+    }
+
+    fn worked(&self) {
+        if self.outages.swap(0, Ordering::Relaxed) != 0 {
+            *self
+                .down_until
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = None;
+        }
+        if self.outage_logged.swap(false, Ordering::AcqRel) {
+            log!(Info, "shared cache {} is back", self.shown);
+        }
+    }
+}
+
+/// Obtain a token for `key` through the shared store when one is configured (see the module
+/// documentation); exactly [`source::renew`] otherwise. Same contract: the refresh token given
+/// is taken (sent at most once), and one never sent is handed back. `background`: a renewal
+/// ahead of expiry (a renewal worker), which adopts only a fresh stored token.
+pub fn renew(
+    st: &'static State,
+    key: &Key,
+    refresh: Option<Secret>,
+    secret: &Secret,
+    deadline: Instant,
+    background: bool,
+) -> (Result<Token, Error>, Option<Secret>) {
+    let Some(active) = st.store.active() else {
+        return source::renew(st, key, refresh, secret, deadline);
+    };
+    if !active.up() {
+        // Down: process-local. `refresh` never came from the store (module invariant).
+        return source::renew(st, key, refresh, secret, deadline);
+    }
+    let who = Identity::of(key);
+    let now = Instant::now();
+    // A quarter of the budget is kept for a request of our own if the holder never finishes.
+    let lock_by = now + deadline.saturating_duration_since(now) * 3 / 4;
+    let (mut guard, waited) = match active.backend.lock(&who.id, lock_by, st.options().timeout) {
+        Ok(g) => g,
+        Err(e) => {
+            if e.busy {
+                inc(&st.stats.store_lock_waits);
+            }
+            active.failed(st, key, &e);
+            return source::renew(st, key, refresh, secret, deadline);
+        }
+    };
+    if waited {
+        inc(&st.stats.store_lock_waits);
+    }
+    let crypt = Crypt::new(secret, &who);
+    let stored = match guard.read() {
+        Ok(None) => None,
+        Ok(Some(bytes)) if bytes.len() > record::MAX_RECORD => {
+            unreadable(st, &active, key);
+            None
+        }
+        Ok(Some(bytes)) => {
+            let r = crypt.open(&who, bytes);
+            if r.is_none() {
+                unreadable(st, &active, key);
+            }
+            r
+        }
+        Err(e) => {
+            drop(guard);
+            active.failed(st, key, &e);
+            return source::renew(st, key, refresh, secret, deadline);
+        }
+    };
+    active.worked();
+
+    // Adopt a usable token: not Expired; from a background renewal (ours is Stale) only a
+    // Fresh one, which is necessarily newer than ours.
+    if let Some(t) = stored.as_ref().and_then(Record::token) {
+        let f = t.freshness(Instant::now());
+        if f == Freshness::Fresh || (f == Freshness::Stale && !background) {
+            inc(&st.stats.store_hits);
+            log!(
+                Debug,
+                "{key}: token from the shared cache, expires in {:.0} s",
+                t.remaining(Instant::now()).as_secs_f64()
+            );
+            return (Ok(t), refresh);
+        }
+    }
+
+    // Renew. The stored refresh token wins over ours, and is taken out of the record before
+    // it is sent: if this process dies mid-request, nobody sends it again.
+    let mut stored = stored;
+    let stored_refresh = stored.as_mut().and_then(|r| r.refresh.take());
+    let (send, from_store) = match stored_refresh {
+        Some(r) => {
+            let rest = stored.as_ref().expect("the record the token came from");
+            if let Err(e) = put(&mut *guard, &crypt, &who, rest, &st.stats) {
+                // Could not take it out: don't send it (another process may read it).
+                drop(guard);
+                active.failed(st, key, &e);
+                return source::renew(st, key, refresh, secret, deadline);
+            }
+            (Some(r), true)
+        }
+        None => (refresh, false),
+    };
+    let (result, unused) = source::renew(st, key, send, secret, deadline);
+    match result {
+        Ok(mut token) => {
+            let rec = Record::of(&token);
+            if let Err(e) = put(&mut *guard, &crypt, &who, &rec, &st.stats) {
+                drop(guard);
+                active.failed(st, key, &e);
+            }
+            // Handed to the store (or maybe, if the write failed): never kept in this process.
+            token.refresh = None;
+            (Ok(token), None)
+        }
+        Err(e) => {
+            if from_store {
+                if let (Some(r), Some(mut rest)) = (unused, stored) {
+                    // Never sent: put it back for whoever renews next.
+                    rest.refresh = Some(r);
+                    if let Err(se) = put(&mut *guard, &crypt, &who, &rest, &st.stats) {
+                        drop(guard);
+                        active.failed(st, key, &se);
+                    }
+                }
+                (Err(e), None)
+            } else {
+                (Err(e), unused)
+            }
+        }
+    }
+}
+
+fn unreadable(st: &State, active: &Active, key: &Key) {
+    inc(&st.stats.store_errors);
+    if !active.unreadable_logged.swap(true, Ordering::AcqRel) {
+        log!(
+            Warn,
+            "shared cache {}: a record of client \"{}\" cannot be read with this client secret (rotated, wrong, or the record was altered); renewing, and replacing it on success",
+            active.shown,
+            key.client_id
+        );
+    }
+}
+
+/// Seal and write `rec` (removed instead when it holds nothing usable).
+fn put(
+    guard: &mut dyn Guard,
+    crypt: &Crypt,
+    who: &Identity,
+    rec: &Record,
+    stats: &crate::stats::Stats,
+) -> Result<(), StoreError> {
+    let ttl = rec.remaining();
+    if rec.refresh.is_none() && (rec.access.is_none() || ttl.is_zero()) {
+        return guard.remove();
+    }
+    // A refresh token outlives its access token: keep such a record a while in Redis.
+    let ttl = if rec.refresh.is_some() {
+        ttl.max(Duration::from_secs(60))
+    } else {
+        ttl
+    };
+    let bytes = crypt
+        .seal(who, rec)
+        .ok_or_else(|| StoreError::down("cannot seal a record"))?;
+    guard.write(&bytes, ttl)?;
+    inc(&stats.store_writes);
+    Ok(())
+}

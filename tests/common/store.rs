@@ -1,0 +1,295 @@
+//! Shared-cache tests run REAL processes: the test binary re-runs itself with
+//! `--exact child` and FINDITY_TEST_CHILD set, and the child (see `child_main`) calls the C ABI
+//! as a connector would and prints one `RESULT ...` line.
+#![allow(dead_code)]
+
+use crate::common::{c, set_option, token};
+use findity::ffi::*;
+use findity_emulator::{Config, Emulator, Stats};
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const ID: &str = "store-client";
+pub const SECRET: &str = "store-secret-0123456789";
+
+pub fn emulator(lifetime: i64) -> Emulator {
+    Emulator::start(Config {
+        lifetime_secs: lifetime,
+        clients: vec![(ID.into(), SECRET.into())],
+        quiet: true,
+        ..Config::default()
+    })
+    .expect("emulator starts")
+}
+
+/// What a child does: environment variables read by `child_main`.
+#[derive(Clone)]
+pub struct Job {
+    pub url: String,
+    pub store: String,
+    pub secret: String,
+    pub user: Option<String>,
+    pub threads: u32,
+    /// Run for this long (calls back to back with `pause_ms` between), or make one call.
+    pub secs: f64,
+    pub pause_ms: u64,
+    pub timeout_ms: u64,
+    pub mode: String,
+    pub env: Vec<(String, String)>,
+}
+
+impl Job {
+    pub fn new(url: &str, store: &str) -> Job {
+        Job {
+            url: url.into(),
+            store: store.into(),
+            secret: SECRET.into(),
+            user: None,
+            threads: 1,
+            secs: 0.0,
+            pause_ms: 0,
+            timeout_ms: 10_000,
+            mode: String::new(),
+            env: Vec::new(),
+        }
+    }
+
+    pub fn user(mut self, u: &str) -> Job {
+        self.user = Some(u.into());
+        self
+    }
+
+    pub fn spawn(&self) -> Child {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "child", "--nocapture", "--test-threads=1"])
+            .env("FINDITY_TEST_CHILD", "1")
+            .env("CHILD_URL", &self.url)
+            .env("CHILD_STORE", &self.store)
+            .env("CHILD_SECRET", &self.secret)
+            .env("CHILD_THREADS", self.threads.to_string())
+            .env("CHILD_SECS", self.secs.to_string())
+            .env("CHILD_PAUSE_MS", self.pause_ms.to_string())
+            .env("CHILD_TIMEOUT_MS", self.timeout_ms.to_string())
+            .env("CHILD_MODE", &self.mode)
+            .env_remove("FINDITY_SHARED_CACHE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        match &self.user {
+            Some(u) => cmd.env("CHILD_USER", u),
+            None => cmd.env_remove("CHILD_USER"),
+        };
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.spawn().expect("child starts")
+    }
+
+    /// Run and wait; the child's RESULT.
+    pub fn run(&self) -> Outcome {
+        finish(self.spawn())
+    }
+}
+
+/// A child's RESULT line: ok, fail, first_error, ms (slowest call), and its FindityStats.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub values: HashMap<String, String>,
+    pub stderr: String,
+}
+
+impl Outcome {
+    pub fn n(&self, k: &str) -> u64 {
+        self.values
+            .get(k)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {k} in the child's result: {:?}\n{}",
+                    self.values, self.stderr
+                )
+            })
+    }
+
+    pub fn s(&self, k: &str) -> &str {
+        self.values.get(k).map_or("", String::as_str)
+    }
+}
+
+pub fn finish(child: Child) -> Outcome {
+    let out = child.wait_with_output().expect("child runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("RESULT ").map(|(_, r)| r))
+        .unwrap_or_else(|| panic!("no RESULT from the child: {stdout}\n{stderr}"));
+    let values = line
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Outcome { values, stderr }
+}
+
+/// The child's side. Returns at once in the parent test run.
+pub fn child_main() {
+    if std::env::var("FINDITY_TEST_CHILD").is_err() {
+        return;
+    }
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    let url = var("CHILD_URL");
+    let secret = var("CHILD_SECRET");
+    let user = std::env::var("CHILD_USER").ok();
+    let threads: u32 = var("CHILD_THREADS").parse().unwrap_or(1);
+    let secs: f64 = var("CHILD_SECS").parse().unwrap_or(0.0);
+    let pause = Duration::from_millis(var("CHILD_PAUSE_MS").parse().unwrap_or(0));
+    assert_eq!(
+        set_option("timeout_ms", &var("CHILD_TIMEOUT_MS")),
+        FINDITY_OK
+    );
+    // "-env-": leave it to FINDITY_SHARED_CACHE.
+    if var("CHILD_STORE") != "-env-" {
+        let rc = set_option("shared_cache", &var("CHILD_STORE"));
+        if rc != FINDITY_OK {
+            println!("RESULT ok=0 fail=1 set_option={rc} first_error=set_option");
+            std::process::exit(0);
+        }
+    }
+    if var("CHILD_MODE") == "fork" {
+        fork_mode(&url, &secret);
+    }
+    let ok = Arc::new(AtomicU64::new(0));
+    let fail = Arc::new(AtomicU64::new(0));
+    let slowest = Arc::new(AtomicU64::new(0));
+    let first_error = Arc::new(parking_lot::Mutex::new(String::new()));
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (url, secret, user) = (url.clone(), secret.clone(), user.clone());
+            let (ok, fail, slowest, first_error) = (
+                ok.clone(),
+                fail.clone(),
+                slowest.clone(),
+                first_error.clone(),
+            );
+            std::thread::spawn(move || loop {
+                let t0 = Instant::now();
+                match token(&url, ID, &secret, user.as_deref()) {
+                    Ok(t) => {
+                        assert!(!t.is_empty());
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err((rc, _, msg)) => {
+                        fail.fetch_add(1, Ordering::Relaxed);
+                        let mut f = first_error.lock();
+                        if f.is_empty() {
+                            *f = format!("{rc}:{}", msg.replace(' ', "_"));
+                        }
+                    }
+                }
+                slowest.fetch_max(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+                if Instant::now() >= end {
+                    break;
+                }
+                std::thread::sleep(pause);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let mut s = FindityStats::default();
+    assert_eq!(
+        unsafe { findity_stats(&mut s, std::mem::size_of::<FindityStats>()) },
+        FINDITY_OK
+    );
+    println!(
+        "RESULT ok={} fail={} slowest_us={} store_hits={} store_writes={} store_lock_waits={} store_errors={} requests={} first_error={}",
+        ok.load(Ordering::Relaxed),
+        fail.load(Ordering::Relaxed),
+        slowest.load(Ordering::Relaxed),
+        s.store_hits,
+        s.store_writes,
+        s.store_lock_waits,
+        s.store_errors,
+        s.client_credentials_requests
+            + s.refresh_token_requests
+            + s.authorization_grant_requests
+            + s.authorization_code_requests,
+        first_error.lock(),
+    );
+    std::process::exit(0);
+}
+
+/// While a thread of this process holds the key's lock (a slow request): fork a child that
+/// exits at once (closing its inherited copy of the lock's descriptor), and one that asks for
+/// the same token, which must wait for the parent and then adopt its token. Prints
+/// `RESULT fork_rc=<second child's exit status> ok=<parent's call ok>`.
+fn fork_mode(url: &str, secret: &str) -> ! {
+    let (u, s) = (url.to_string(), secret.to_string());
+    let holder = std::thread::spawn(move || token(&u, ID, &s, None).is_ok());
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: the children call only what the library supports after fork, then _exit.
+    let quitter = unsafe { libc::fork() };
+    if quitter == 0 {
+        unsafe { libc::_exit(0) };
+    }
+    let asker = unsafe { libc::fork() };
+    if asker == 0 {
+        let t0 = Instant::now();
+        let got = token(url, ID, secret, None).is_ok();
+        let waited = t0.elapsed() >= Duration::from_millis(500);
+        let mut st = FindityStats::default();
+        unsafe { findity_stats(&mut st, std::mem::size_of::<FindityStats>()) };
+        let code = match (got, waited, st.store_hits) {
+            (true, true, 1) => 0,
+            (false, _, _) => 1,
+            (_, false, _) => 2,
+            _ => 3,
+        };
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    unsafe { libc::waitpid(quitter, &mut status, 0) };
+    unsafe { libc::waitpid(asker, &mut status, 0) };
+    let ok = holder.join().unwrap();
+    println!(
+        "RESULT fork_rc={} ok={}",
+        libc::WEXITSTATUS(status),
+        u64::from(ok)
+    );
+    std::process::exit(0);
+}
+
+/// Token and grant requests the emulator saw.
+pub fn requests(s: &Stats) -> u64 {
+    s.token_requests + s.authorization_grant
+}
+
+/// A fresh store directory under the target dir (0700 created by the library).
+pub fn temp_dir(name: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let base = std::env::temp_dir().join(format!(
+        "findity-store-test-{}-{name}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&base);
+    base.join("cache").to_string_lossy().into_owned()
+}
+
+/// Several children at once; their outcomes.
+pub fn all(jobs: Vec<Job>) -> Vec<Outcome> {
+    let children: Vec<Child> = jobs.iter().map(Job::spawn).collect();
+    children.into_iter().map(finish).collect()
+}
+
+/// Sums of a RESULT field over outcomes.
+pub fn sum(outcomes: &[Outcome], k: &str) -> u64 {
+    outcomes.iter().map(|o| o.n(k)).sum()
+}
+
+pub fn c_str(s: &str) -> std::ffi::CString {
+    c(s)
+}

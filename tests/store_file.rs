@@ -1,0 +1,352 @@
+//! The file store (option shared_cache = "file:/dir") across REAL processes: this test binary
+//! re-runs itself as the children (see tests/common/store.rs), against an in-process emulator.
+
+mod common;
+#[path = "common/store.rs"]
+mod store;
+
+use findity::cache::Key;
+use findity::ffi::*;
+use findity::secret::Secret;
+use findity::store::file::FileStore;
+use findity::store::record::{Crypt, Identity, Record};
+use findity::store::Store;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use store::*;
+
+/// Tests that use the library in this process (its options are process-wide) take turns.
+static IN_PROCESS: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+/// The children's entry point (does nothing in the parent run).
+#[test]
+fn child() {
+    child_main();
+}
+
+fn store_of(dir: &str) -> String {
+    format!("file:{dir}")
+}
+
+#[test]
+fn sequential_processes_make_one_request() {
+    let emu = emulator(3600);
+    let dir = temp_dir("seq");
+    for i in 0..10 {
+        let o = Job::new(&emu.url(), &store_of(&dir)).run();
+        assert_eq!(o.n("ok"), 1, "{:?} {}", o.values, o.stderr);
+        assert_eq!(o.n("store_hits"), u64::from(i > 0), "run {i}");
+    }
+    let s = emu.stats();
+    assert_eq!(s.client_credentials, 1, "{s:?}");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(dir.as_ref()), 0o700);
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!name.contains(ID) && !name.contains("127.0.0.1"), "{name}");
+    }
+}
+
+#[test]
+fn sixteen_processes_one_user_token_three_requests() {
+    let emu = emulator(3600);
+    let dir = temp_dir("sixteen");
+    let jobs = (0..16)
+        .map(|_| Job::new(&emu.url(), &store_of(&dir)).user("E1"))
+        .collect();
+    let out = all(jobs);
+    assert_eq!(
+        sum(&out, "ok"),
+        16,
+        "{:?}",
+        out.iter().map(|o| &o.values).collect::<Vec<_>>()
+    );
+    let s = emu.stats();
+    assert_eq!(requests(&s), 3, "client_credentials + grant + code: {s:?}");
+    assert_eq!((s.refresh_reuse, s.code_reuse), (0, 0));
+    assert_eq!(
+        sum(&out, "store_hits"),
+        15,
+        "all but the leader adopt its token"
+    );
+}
+
+/// 4 processes × 4 threads for 6 s with 4 s tokens: one renewal per refresh window for all of
+/// them, no refresh token or code used twice, no failed call.
+#[test]
+fn load_across_processes_renews_once_per_window() {
+    let emu = emulator(4);
+    let dir = temp_dir("load");
+    let secs = 6.0;
+    let jobs = (0..4)
+        .map(|_| {
+            let mut j = Job::new(&emu.url(), &store_of(&dir)).user("E2");
+            j.threads = 4;
+            j.secs = secs;
+            j.pause_ms = 2;
+            j
+        })
+        .collect();
+    let out = all(jobs);
+    let s = emu.stats();
+    assert_eq!(
+        sum(&out, "fail"),
+        0,
+        "{:?}",
+        out.iter().map(|o| o.s("first_error")).collect::<Vec<_>>()
+    );
+    assert_eq!((s.refresh_reuse, s.code_reuse), (0, 0), "{s:?}");
+    let user_tokens = s.by_subject.get("user:E2").copied().unwrap_or(0);
+    // Stale after 2 s: about secs / 2 renewals, plus the first token.
+    assert!(
+        user_tokens <= (secs / 2.0) as u64 + 2,
+        "{user_tokens} user tokens: {s:?}"
+    );
+    assert!(sum(&out, "store_hits") > 0);
+}
+
+/// The lock holder is killed (SIGKILL) in the middle of its request, after taking the stored
+/// refresh token: the others get tokens within timeout_ms, with no clean-up, and that refresh
+/// token is never sent again.
+#[test]
+fn holder_killed_mid_request() {
+    let emu = emulator(4);
+    let dir = temp_dir("kill");
+    assert_eq!(Job::new(&emu.url(), &store_of(&dir)).run().n("ok"), 1);
+    // Let the stored token expire (4 s lifetime, 1 s hard margin), keeping its refresh token.
+    std::thread::sleep(Duration::from_millis(3100));
+    emu.set_latency(4000);
+    let mut holder = Job::new(&emu.url(), &store_of(&dir));
+    holder.timeout_ms = 20_000;
+    let mut holder = holder.spawn();
+    let t0 = Instant::now();
+    while emu.stats().in_flight == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the holder never sent its request"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    holder.kill().unwrap(); // SIGKILL
+    holder.wait().unwrap();
+    emu.set_latency(0);
+    emu.set_lifetime(3600);
+    let t1 = Instant::now();
+    let jobs = (0..4)
+        .map(|_| {
+            let mut j = Job::new(&emu.url(), &store_of(&dir));
+            j.timeout_ms = 3000;
+            j
+        })
+        .collect();
+    let out = all(jobs);
+    assert_eq!(
+        sum(&out, "ok"),
+        4,
+        "{:?}",
+        out.iter().map(|o| o.s("first_error")).collect::<Vec<_>>()
+    );
+    assert!(t1.elapsed() < Duration::from_secs(3), "{:?}", t1.elapsed());
+    // Wait for the killed holder's request to finish at the emulator before counting.
+    std::thread::sleep(Duration::from_millis(
+        4200 - t0.elapsed().as_millis().min(4200) as u64,
+    ));
+    let s = emu.stats();
+    assert_eq!(s.refresh_reuse, 0, "{s:?}");
+    assert_eq!(s.refresh_token, 1, "only the killed holder sent it: {s:?}");
+    assert_eq!(
+        s.client_credentials, 2,
+        "the first token, then one for everyone after the kill: {s:?}"
+    );
+}
+
+/// fork(): a child inherits the descriptor of its parent's held lock, but neither holds nor
+/// releases it: one that exits at once leaves it held, and one that asks for the same token
+/// waits for the parent and adopts its token.
+#[test]
+fn fork_child_neither_holds_nor_releases_the_lock() {
+    let emu = emulator(3600);
+    emu.set_latency(1500);
+    let dir = temp_dir("fork");
+    let mut j = Job::new(&emu.url(), &store_of(&dir));
+    j.mode = "fork".into();
+    let forker = j.spawn();
+    std::thread::sleep(Duration::from_millis(700));
+    // A separate process, started while the parent still holds the lock.
+    let other = Job::new(&emu.url(), &store_of(&dir)).spawn();
+    let f = finish(forker);
+    let o = finish(other);
+    assert_eq!(f.n("ok"), 1);
+    assert_eq!(
+        f.n("fork_rc"),
+        0,
+        "1: failed, 2: did not wait for the parent, 3: did not adopt"
+    );
+    assert_eq!((o.n("ok"), o.n("store_hits")), (1, 1), "{:?}", o.values);
+    assert_eq!(emu.stats().client_credentials, 1);
+}
+
+fn write_record(dir: &str, key: &Key, secret: &str, access: &str) {
+    let store = FileStore::open(dir).unwrap();
+    let who = Identity::of(key);
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let rec = Record {
+        access: Some(Secret::new(access)),
+        refresh: Some(Secret::new("old-refresh-token")),
+        issued_ms: now_ms,
+        lifetime_ms: 3_600_000,
+    };
+    let sealed = Crypt::new(&Secret::new(secret), &who)
+        .seal(&who, &rec)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let (mut guard, _) = store
+        .lock(&who.id, deadline, Duration::from_secs(1))
+        .unwrap();
+    guard.write(&sealed, Duration::from_secs(3600)).unwrap();
+}
+
+#[test]
+fn wrong_secret_rotation_and_tampering() {
+    let emu = emulator(3600);
+    let url = emu.url();
+    let dir = temp_dir("secrets");
+    let org =
+        |s: &findity_emulator::Stats| s.by_subject.get(&format!("org:{ID}")).copied().unwrap_or(0);
+    assert_eq!(Job::new(&url, &store_of(&dir)).run().n("ok"), 1);
+
+    // A wrong secret never gets the stored token: it asks Findity and is refused.
+    let mut wrong = Job::new(&url, &store_of(&dir));
+    wrong.secret = "not-the-secret".into();
+    let w = wrong.run();
+    assert_eq!(w.n("ok"), 0);
+    assert!(w.s("first_error").starts_with("4:"), "{:?}", w.values);
+    assert!(
+        w.n("store_errors") >= 1,
+        "the record could not be decrypted"
+    );
+    // ... and leaves the record alone.
+    let r = Job::new(&url, &store_of(&dir)).run();
+    assert_eq!(r.n("store_hits"), 1);
+    assert_eq!(org(&emu.stats()), 1);
+
+    // Rotation: a record sealed with the old secret cannot be read with the new one; the
+    // process renews and replaces it, and the next one adopts the new token.
+    let key = Key::parse(&url, ID, Some("E9")).unwrap();
+    write_record(&dir, &key, "the-old-secret", "OLD-ACCESS-TOKEN");
+    let n = Job::new(&url, &store_of(&dir)).user("E9").run();
+    assert_eq!((n.n("ok"), n.n("store_errors")), (1, 1), "{:?}", n.values);
+    assert_eq!(emu.stats().by_subject.get("user:E9"), Some(&1));
+    let n2 = Job::new(&url, &store_of(&dir)).user("E9").run();
+    assert_eq!(
+        (n2.n("ok"), n2.n("store_hits"), n2.n("store_errors")),
+        (1, 1, 0)
+    );
+    assert_eq!(emu.stats().by_subject.get("user:E9"), Some(&1));
+
+    // A record moved to another key's name is not accepted there (AAD binds it to its key).
+    let e9 = std::path::Path::new(&dir).join(format!("{}.rec", Identity::of(&key).id));
+    let org_key = Key::parse(&url, ID, None).unwrap();
+    let org_rec = std::path::Path::new(&dir).join(format!("{}.rec", Identity::of(&org_key).id));
+    std::fs::copy(&e9, &org_rec).unwrap();
+    let m = Job::new(&url, &store_of(&dir)).run();
+    assert_eq!((m.n("ok"), m.n("store_errors")), (1, 1), "{:?}", m.values);
+    assert_eq!(org(&emu.stats()), 2);
+
+    // Tampered: one flipped bit, and the record is refused and replaced.
+    let mut bytes = std::fs::read(&org_rec).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x40;
+    std::fs::write(&org_rec, &bytes).unwrap();
+    let t = Job::new(&url, &store_of(&dir)).run();
+    assert_eq!((t.n("ok"), t.n("store_errors")), (1, 1), "{:?}", t.values);
+    assert_eq!(org(&emu.stats()), 3);
+
+    // Nothing secret in plaintext in any file: this process takes the tokens from the store.
+    let _turn = IN_PROCESS.lock();
+    assert_eq!(
+        common::set_option("shared_cache", &store_of(&dir)),
+        FINDITY_OK
+    );
+    let org_token = common::token(&url, ID, SECRET, None).unwrap();
+    let user_token = common::token(&url, ID, SECRET, Some("E9")).unwrap();
+    assert_eq!(org(&emu.stats()), 3, "served from the store");
+    assert_eq!(common::set_option("shared_cache", ""), FINDITY_OK);
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(e.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for secret in [org_token.as_str(), user_token.as_str(), SECRET, "E9", ID] {
+            assert!(!text.contains(secret), "plaintext in a record");
+        }
+    }
+}
+
+#[test]
+fn bad_configuration_is_refused() {
+    let _turn = IN_PROCESS.lock();
+    let base = temp_dir("perms");
+    std::fs::create_dir_all(&base).unwrap();
+    let open = |d: &str| {
+        let rc = common::set_option("shared_cache", d);
+        (
+            rc,
+            if rc == FINDITY_OK {
+                String::new()
+            } else {
+                common::last_error()
+            },
+        )
+    };
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (rc, msg) = open(&store_of(&base));
+    assert_eq!(rc, FINDITY_ERR_INVALID_ARGUMENT);
+    assert!(msg.contains("writable by group or others"), "{msg}");
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700)).unwrap();
+    if unsafe { libc::geteuid() } == 0 {
+        let theirs = format!("{base}/theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        let (rc, msg) = open(&store_of(&theirs));
+        assert_eq!(rc, FINDITY_ERR_INVALID_ARGUMENT);
+        assert!(msg.contains("belongs to uid 65534"), "{msg}");
+    }
+    for bad in [
+        "file:relative/dir",
+        "memcached://127.0.0.1:11211",
+        "redis://",
+        "rediss://127.0.0.1:6380/#insecure",
+        "/just/a/path",
+    ] {
+        let (rc, msg) = open(bad);
+        assert_eq!(rc, FINDITY_ERR_INVALID_ARGUMENT, "{bad}");
+        assert!(msg.starts_with("shared_cache: "), "{msg}");
+    }
+    let (rc, msg) = open("redis://user:pw-in-url@127.0.0.1:1/0#x");
+    assert_eq!(rc, FINDITY_ERR_INVALID_ARGUMENT);
+    assert!(!msg.contains("pw-in-url"), "{msg}");
+    assert_eq!(open("").0, FINDITY_OK);
+
+    // The environment variable: a bad value is logged and ignored, the call works.
+    let emu = emulator(3600);
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut j = Job::new(&emu.url(), "-env-");
+    j.env = vec![
+        ("FINDITY_SHARED_CACHE".into(), store_of(&base)),
+        ("FINDITY_LOG".into(), "warn".into()),
+    ];
+    let o = j.run();
+    assert_eq!((o.n("ok"), o.n("store_writes")), (1, 0));
+    assert!(
+        o.stderr.contains("FINDITY_SHARED_CACHE ignored"),
+        "{}",
+        o.stderr
+    );
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let o = j.run();
+    assert_eq!((o.n("ok"), o.n("store_writes")), (1, 1), "{}", o.stderr);
+}

@@ -1,0 +1,222 @@
+//! The Redis store (shared_cache = "redis://...") across REAL processes, against a real
+//! redis-server (Debian's package). `make test-store` runs this through scripts/redis.sh, which
+//! installs redis-server when missing, starts one on a free loopback port (no persistence) and
+//! sets FINDITY_TEST_REDIS_URL and FINDITY_TEST_REDIS_SERVER. The outage test starts (and
+//! stops) a server of its own with that binary. Outside `make test` without those variables
+//! the tests say loudly that they are skipped; inside it (FINDITY_MAKE_TEST=1) they fail.
+
+mod common;
+#[path = "common/store.rs"]
+mod store;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use store::*;
+
+#[test]
+fn child() {
+    child_main();
+}
+
+fn env_or_skip(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            assert!(
+                std::env::var("FINDITY_MAKE_TEST").is_err(),
+                "{var} is not set: run the Redis tests through scripts/redis.sh (make test-store)"
+            );
+            eprintln!("\n!!!!! SKIPPED: {var} is not set; run `make test-store` to test the Redis store !!!!!\n");
+            None
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A redis-server of our own, no persistence, stopped when dropped.
+struct Server {
+    child: Option<Child>,
+    bin: String,
+    port: u16,
+}
+
+impl Server {
+    fn start(bin: &str, port: u16) -> Server {
+        let mut s = Server {
+            child: None,
+            bin: bin.to_string(),
+            port,
+        };
+        s.restart();
+        s
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn restart(&mut self) {
+        let port = self.port.to_string();
+        let child = Command::new(&self.bin)
+            .args([
+                "--port",
+                &port,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "redis-server did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One Redis database per test (the shared server has 16), so tests do not see each other's
+/// records; the emulator's URL differs per test anyway.
+fn shared_url(db: u32) -> Option<String> {
+    let url = env_or_skip("FINDITY_TEST_REDIS_URL")?;
+    let base = url
+        .trim_end_matches('/')
+        .rsplit_once('/')
+        .map_or(url.as_str(), |(b, tail)| {
+            if tail.parse::<u32>().is_ok() {
+                b
+            } else {
+                url.as_str()
+            }
+        });
+    Some(format!("{}/{db}", base.trim_end_matches('/')))
+}
+
+#[test]
+fn sixteen_processes_one_user_token_three_requests() {
+    let Some(redis) = shared_url(1) else { return };
+    let emu = emulator(3600);
+    let out = all((0..16)
+        .map(|_| Job::new(&emu.url(), &redis).user("E1"))
+        .collect());
+    assert_eq!(
+        sum(&out, "ok"),
+        16,
+        "{:?}",
+        out.iter().map(|o| &o.values).collect::<Vec<_>>()
+    );
+    let s = emu.stats();
+    assert_eq!(requests(&s), 3, "{s:?}");
+    assert_eq!((s.refresh_reuse, s.code_reuse), (0, 0));
+    assert_eq!(sum(&out, "store_hits"), 15);
+    // Sequential runs after that: no request at all.
+    for _ in 0..5 {
+        assert_eq!(
+            Job::new(&emu.url(), &redis)
+                .user("E1")
+                .run()
+                .n("store_hits"),
+            1
+        );
+    }
+    assert_eq!(requests(&emu.stats()), 3);
+}
+
+#[test]
+fn wrong_secret_gets_nothing_from_redis() {
+    let Some(redis) = shared_url(2) else { return };
+    let emu = emulator(3600);
+    assert_eq!(Job::new(&emu.url(), &redis).run().n("ok"), 1);
+    let mut wrong = Job::new(&emu.url(), &redis);
+    wrong.secret = "not-the-secret".into();
+    let w = wrong.run();
+    assert_eq!(w.n("ok"), 0);
+    assert!(w.s("first_error").starts_with("4:"), "{:?}", w.values);
+    assert_eq!(Job::new(&emu.url(), &redis).run().n("store_hits"), 1);
+    assert_eq!(emu.stats().by_subject.get(&format!("org:{ID}")), Some(&1));
+}
+
+/// Nothing listens at the configured address: every call works, process-locally, and the
+/// outage is logged once.
+#[test]
+fn redis_down_from_the_start() {
+    let emu = emulator(3600);
+    let mut j = Job::new(&emu.url(), &format!("redis://127.0.0.1:{}", free_port()));
+    j.threads = 4;
+    j.secs = 1.0;
+    j.pause_ms = 5;
+    j.env = vec![("FINDITY_LOG".into(), "warn".into())];
+    let o = j.run();
+    assert_eq!(o.n("fail"), 0, "{:?}", o.values);
+    assert!(o.n("store_errors") >= 1);
+    assert_eq!(o.stderr.matches("unavailable").count(), 1, "{}", o.stderr);
+    assert!(!o.stderr.contains(SECRET));
+    assert_eq!(emu.stats().client_credentials, 1);
+}
+
+/// 4 processes × 4 threads, 4 s tokens, for 7 s; Redis is stopped at 2 s and started again (empty)
+/// at 4.5 s: no call fails, no refresh token or code is used twice.
+#[test]
+fn redis_stopped_mid_run() {
+    let Some(bin) = env_or_skip("FINDITY_TEST_REDIS_SERVER") else {
+        return;
+    };
+    let mut server = Server::start(&bin, free_port());
+    let emu = emulator(4);
+    let jobs: Vec<Job> = (0..4)
+        .map(|_| {
+            let mut j = Job::new(&emu.url(), &server.url()).user("E3");
+            j.threads = 4;
+            j.secs = 7.0;
+            j.pause_ms = 2;
+            j.timeout_ms = 5000;
+            j
+        })
+        .collect();
+    let children: Vec<_> = jobs.iter().map(Job::spawn).collect();
+    std::thread::sleep(Duration::from_millis(2000));
+    server.stop();
+    std::thread::sleep(Duration::from_millis(2500));
+    server.restart();
+    let out: Vec<_> = children.into_iter().map(finish).collect();
+    let s = emu.stats();
+    assert_eq!(
+        sum(&out, "fail"),
+        0,
+        "{:?}",
+        out.iter().map(|o| o.s("first_error")).collect::<Vec<_>>()
+    );
+    assert_eq!((s.refresh_reuse, s.code_reuse), (0, 0), "{s:?}");
+    assert!(sum(&out, "store_errors") >= 1);
+    assert!(sum(&out, "store_hits") >= 1);
+}
