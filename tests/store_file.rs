@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use store::*;
 
 /// Tests that use the library in this process (its options are process-wide) take turns.
-static IN_PROCESS: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+static IN_PROCESS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The children's entry point (does nothing in the parent run).
 #[test]
@@ -268,7 +268,7 @@ fn wrong_secret_rotation_and_tampering() {
     assert_eq!(org(&emu.stats()), 3);
 
     // Nothing secret in plaintext in any file: this process takes the tokens from the store.
-    let _turn = IN_PROCESS.lock();
+    let _turn = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
     assert_eq!(
         common::set_option("shared_cache", &store_of(&dir)),
         FINDITY_OK
@@ -288,7 +288,7 @@ fn wrong_secret_rotation_and_tampering() {
 
 #[test]
 fn bad_configuration_is_refused() {
-    let _turn = IN_PROCESS.lock();
+    let _turn = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
     let base = temp_dir("perms");
     std::fs::create_dir_all(&base).unwrap();
     let open = |d: &str| {

@@ -162,7 +162,7 @@ pub fn child_main() {
     let ok = Arc::new(AtomicU64::new(0));
     let fail = Arc::new(AtomicU64::new(0));
     let slowest = Arc::new(AtomicU64::new(0));
-    let first_error = Arc::new(parking_lot::Mutex::new(String::new()));
+    let first_error = Arc::new(std::sync::Mutex::new(String::new()));
     let end = Instant::now() + Duration::from_secs_f64(secs);
     let handles: Vec<_> = (0..threads)
         .map(|_| {
@@ -182,7 +182,7 @@ pub fn child_main() {
                     }
                     Err((rc, _, msg)) => {
                         fail.fetch_add(1, Ordering::Relaxed);
-                        let mut f = first_error.lock();
+                        let mut f = first_error.lock().unwrap();
                         if f.is_empty() {
                             *f = format!("{rc}:{}", msg.replace(' ', "_"));
                         }
@@ -217,7 +217,7 @@ pub fn child_main() {
             + s.refresh_token_requests
             + s.authorization_grant_requests
             + s.authorization_code_requests,
-        first_error.lock(),
+        first_error.lock().unwrap(),
     );
     std::process::exit(0);
 }
