@@ -8,7 +8,7 @@ DEBUG    := target/debug
 CFLAGS   ?= -std=c11 -O1 -g -Wall -Wextra -Werror -pthread
 EMULATOR := $(DEBUG)/findity-emulator
 
-.PHONY: all build release test demo test-rust test-store test-c test-c-valgrind test-python test-csharp wheel nuget test-nuget test-readme tools check-header check-deps lint mutants soak fuzz bench bench-store clean
+.PHONY: all build release test demo test-rust test-store test-c test-c-valgrind test-python test-csharp wheel nuget test-nuget test-readme tools check-header check-deps lint mutants soak fuzz bench scale bench-store clean
 
 all: build
 
@@ -120,6 +120,11 @@ fuzz:
 mutants:
 	@command -v rsync >/dev/null || { . scripts/common.sh; apt_install rsync; }
 	python3 scripts/mutants.py $(MUTANTS_ARGS)
+
+## Many keys against a throttling emulator (not part of the test command): writes its section
+## of BENCHMARKS.md. About 1 minute after the release build.
+scale:
+	bash bench/scale.sh
 
 ## Benchmarks (not part of the test command): writes BENCHMARKS.md.
 bench:

@@ -5,7 +5,7 @@
 mod common;
 
 use findity::ffi::*;
-use findity_emulator::{Config, Emulator};
+use findity_emulator::Emulator;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant};
@@ -23,13 +23,7 @@ fn setup() {
 
 fn emulator(lifetime: i64) -> Emulator {
     setup();
-    Emulator::start(Config {
-        lifetime_secs: lifetime,
-        clients: vec![(ID.into(), SECRET.into())],
-        quiet: true,
-        ..Config::default()
-    })
-    .unwrap()
+    common::emulator(ID, SECRET, lifetime)
 }
 
 fn stats() -> FindityStats {

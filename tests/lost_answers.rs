@@ -6,7 +6,7 @@
 mod common;
 
 use findity::ffi::*;
-use findity_emulator::{Config, Emulator, Fault, Grant};
+use findity_emulator::{Emulator, Fault, Grant};
 use std::sync::Once;
 
 const ID: &str = "client-lost";
@@ -26,12 +26,7 @@ fn setup() {
 
 fn emulator() -> Emulator {
     setup();
-    Emulator::start(Config {
-        clients: vec![(ID.into(), SECRET.into())],
-        quiet: true,
-        ..Config::default()
-    })
-    .unwrap()
+    common::emulator(ID, SECRET, 3600)
 }
 
 fn token(url: &str, user: Option<&str>) -> Result<String, (u32, u16, String)> {

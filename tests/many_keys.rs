@@ -5,7 +5,7 @@
 mod common;
 
 use findity::ffi::*;
-use findity_emulator::{Config, Emulator};
+use findity_emulator::Emulator;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
@@ -20,13 +20,7 @@ fn setup() {
 
 fn emulator(lifetime: i64) -> Emulator {
     setup();
-    Emulator::start(Config {
-        lifetime_secs: lifetime,
-        clients: vec![(ID.into(), SECRET.into())],
-        quiet: true,
-        ..Config::default()
-    })
-    .unwrap()
+    common::emulator(ID, SECRET, lifetime)
 }
 
 fn token(url: &str, user: Option<&str>) -> Result<String, (u32, u16, String)> {
@@ -41,33 +35,6 @@ fn invalidate_token(url: &str, user: Option<&str>, token: &str) {
     assert_eq!(rc, FINDITY_OK);
 }
 
-/// Threads of the library (HTTP runtime, renewal workers), by name.
-fn library_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|n| {
-            let n = n.trim();
-            (n.starts_with("findity-") && !n.starts_with("findity-emulato"))
-                || n.starts_with("reqwest")
-        })
-        .count()
-}
-
-/// Run `f(thread, user index)` for `users` users split over 8 threads.
-fn over_threads(users: usize, f: impl Fn(usize, usize) + Sync) {
-    std::thread::scope(|s| {
-        for t in 0..8 {
-            let f = &f;
-            s.spawn(move || {
-                for i in (t..users).step_by(8) {
-                    f(t, i);
-                }
-            });
-        }
-    });
-}
-
 /// 3000 users from 8 threads, then each one's token rejected and asked for again: never the
 /// rejected token again (through any path, the per-thread snapshot included), one
 /// authorization grant per user, the renewals through refresh tokens.
@@ -78,7 +45,7 @@ fn three_thousand_users_then_invalidate_each() {
     let url = emu.url();
     let stale = AtomicU64::new(0);
     let failed = AtomicU64::new(0);
-    over_threads(USERS, |_, i| {
+    common::over_threads(USERS, |i| {
         let user = format!("employee-{i}");
         match token(&url, Some(&user)) {
             Ok(_) => {}
@@ -87,7 +54,7 @@ fn three_thousand_users_then_invalidate_each() {
             }
         }
     });
-    over_threads(USERS, |_, i| {
+    common::over_threads(USERS, |i| {
         let user = format!("employee-{i}");
         let Ok(before) = token(&url, Some(&user)) else {
             failed.fetch_add(1, Ordering::Relaxed);
@@ -130,13 +97,13 @@ fn six_hundred_renewals_on_four_workers() {
     let emu = emulator(6);
     let url = emu.url();
     let t0 = Instant::now();
-    over_threads(USERS, |_, i| {
+    common::over_threads(USERS, |i| {
         token(&url, Some(&format!("renew-{i}"))).unwrap();
     });
     let warm = t0.elapsed();
     assert!(warm < Duration::from_millis(2500), "warm-up took {warm:?}");
     emu.set_latency(100);
-    let base = library_threads();
+    let base = common::library_threads();
     // Stale from 3.0–3.4 s of age (window jittered in [2.6, 3] s of a 6 s token), margin at 4.5 s.
     std::thread::sleep(Duration::from_millis(3400).saturating_sub(t0.elapsed()));
     let done = AtomicBool::new(false);
@@ -144,14 +111,14 @@ fn six_hundred_renewals_on_four_workers() {
         let monitor = s.spawn(|| {
             let (mut threads, mut in_flight) = (0, 0);
             while !done.load(Ordering::Relaxed) {
-                threads = threads.max(library_threads());
+                threads = threads.max(common::library_threads());
                 in_flight = in_flight.max(emu.stats().in_flight);
                 std::thread::sleep(Duration::from_millis(5));
             }
             (threads, in_flight)
         });
         let slowest = Arc::new(AtomicU64::new(0));
-        over_threads(USERS, |_, i| {
+        common::over_threads(USERS, |i| {
             let t = Instant::now();
             token(&url, Some(&format!("renew-{i}"))).unwrap();
             slowest.fetch_max(t.elapsed().as_micros() as u64, Ordering::Relaxed);

@@ -24,20 +24,6 @@ fn invalidate(url: &str, user: Option<&str>) {
     common::invalidate(url, ID, user)
 }
 
-/// Threads of the library in this process (its HTTP runtime, renewal threads), by name: the
-/// in-process emulator's connection threads and the soak's own come and go with the load.
-fn library_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| {
-            let name = name.trim();
-            (name.starts_with("findity-") && !name.starts_with("findity-emulato"))
-                || name.starts_with("reqwest")
-        })
-        .count()
-}
-
 /// (threads, resident KiB) of this process.
 fn footprint() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -69,7 +55,7 @@ fn soak() {
     let users = [None, Some("soak-a"), Some("soak-b"), Some("soak-c")];
     token(&url, None).unwrap();
     // The library's own threads once it is in use (the HTTP client's runtime), before the soak.
-    let base_threads = library_threads();
+    let base_threads = common::library_threads();
     let done = AtomicBool::new(false);
     let start = Instant::now();
     let warm = Duration::from_secs(secs).mul_f64(0.3);
@@ -128,10 +114,11 @@ fn soak() {
     });
     // Background refreshes still landing finish within the timeout; give them a moment.
     let settle = Instant::now();
-    while library_threads() > base_threads + 4 && settle.elapsed() < Duration::from_secs(5) {
+    while common::library_threads() > base_threads + 4 && settle.elapsed() < Duration::from_secs(5)
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let end_threads = library_threads();
+    let end_threads = common::library_threads();
     let end_fp = footprint();
     let st = emu.stats();
     let requests = st.client_credentials + st.refresh_token + st.authorization_code;

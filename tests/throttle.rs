@@ -5,7 +5,7 @@
 mod common;
 
 use findity::ffi::*;
-use findity_emulator::{Config, Emulator, Fault, Grant};
+use findity_emulator::{Emulator, Fault, Grant};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant};
@@ -20,13 +20,7 @@ fn setup() {
 
 fn emulator(lifetime: i64) -> Emulator {
     setup();
-    Emulator::start(Config {
-        lifetime_secs: lifetime,
-        clients: vec![(ID.into(), SECRET.into())],
-        quiet: true,
-        ..Config::default()
-    })
-    .unwrap()
+    common::emulator(ID, SECRET, lifetime)
 }
 
 fn token(url: &str, user: Option<&str>) -> Result<String, (u32, u16, String)> {
@@ -41,20 +35,6 @@ fn invalidate_token(url: &str, user: Option<&str>, token: &str) {
     assert_eq!(rc, FINDITY_OK);
 }
 
-/// Run `f(thread, user index)` for `users` users split over 8 threads.
-fn over_threads(users: usize, f: impl Fn(usize, usize) + Sync) {
-    std::thread::scope(|s| {
-        for t in 0..8 {
-            let f = &f;
-            s.spawn(move || {
-                for i in (t..users).step_by(8) {
-                    f(t, i);
-                }
-            });
-        }
-    });
-}
-
 /// A server answering 429 to everything for 2 s (Retry-After 1): after the first 429 at most
 /// one request per Retry-After period (a probe) plus what was already in flight; callers with
 /// valid tokens keep being served; no refresh token is discarded, and after the storm every
@@ -66,7 +46,7 @@ fn throttle_storm_keeps_refresh_tokens() {
     let url = emu.url();
     let t0 = Instant::now();
     token(&url, None).unwrap();
-    over_threads(USERS, |_, i| {
+    common::over_threads(USERS, |i| {
         token(&url, Some(&format!("storm-{i}"))).unwrap();
     });
     // Stale from 8–9 s of age (16 s tokens), valid until 12 s.
@@ -76,7 +56,7 @@ fn throttle_storm_keeps_refresh_tokens() {
     let storm = Instant::now();
     let failed = AtomicU64::new(0);
     while storm.elapsed() < Duration::from_secs(2) {
-        over_threads(USERS, |_, i| {
+        common::over_threads(USERS, |i| {
             if token(&url, Some(&format!("storm-{i}"))).is_err() {
                 failed.fetch_add(1, Ordering::Relaxed);
             }
@@ -101,11 +81,11 @@ fn throttle_storm_keeps_refresh_tokens() {
     );
     // After the storm: every key renewed by refresh token, nothing discarded.
     std::thread::sleep(Duration::from_millis(1200));
-    over_threads(USERS, |_, i| {
+    common::over_threads(USERS, |i| {
         token(&url, Some(&format!("storm-{i}"))).unwrap();
     });
     std::thread::sleep(Duration::from_millis(1500));
-    over_threads(USERS, |_, i| {
+    common::over_threads(USERS, |i| {
         token(&url, Some(&format!("storm-{i}"))).unwrap();
     });
     let after = emu.stats();
@@ -202,7 +182,7 @@ fn warm_up_against_a_throttling_server() {
     let url = emu.url();
     let t0 = Instant::now();
     let failed = AtomicU64::new(0);
-    over_threads(USERS, |_, i| {
+    common::over_threads(USERS, |i| {
         if token(&url, Some(&format!("warm-{i}"))).is_err() {
             failed.fetch_add(1, Ordering::Relaxed);
         }

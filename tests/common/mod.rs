@@ -69,3 +69,42 @@ pub fn invalidate(url: &str, client_id: &str, user: Option<&str>) {
     let rc = unsafe { findity_invalidate(c(url).as_ptr(), c(client_id).as_ptr(), p) };
     assert_eq!(rc, FINDITY_OK);
 }
+
+/// An in-process emulator with one client and this token lifetime, quiet.
+pub fn emulator(client_id: &str, secret: &str, lifetime: i64) -> findity_emulator::Emulator {
+    findity_emulator::Emulator::start(findity_emulator::Config {
+        lifetime_secs: lifetime,
+        clients: vec![(client_id.into(), secret.into())],
+        quiet: true,
+        ..findity_emulator::Config::default()
+    })
+    .expect("emulator starts")
+}
+
+/// Threads of the library in this process (its HTTP runtime, renewal workers), by name: the
+/// in-process emulator's connection threads and the test's own come and go with the load.
+pub fn library_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| {
+            let name = name.trim();
+            (name.starts_with("findity-") && !name.starts_with("findity-emulato"))
+                || name.starts_with("reqwest")
+        })
+        .count()
+}
+
+/// Run `f(user index)` for `users` users split over 8 threads.
+pub fn over_threads(users: usize, f: impl Fn(usize) + Sync) {
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let f = &f;
+            s.spawn(move || {
+                for i in (t..users).step_by(8) {
+                    f(i);
+                }
+            });
+        }
+    });
+}
