@@ -17,11 +17,12 @@ SCRATCH = os.path.join(ROOT, "build", "mutants", "tree")
 SUITES = {
     "rust": ["cargo", "test", "--workspace", "--no-fail-fast", "-q"],
     "c": ["make", "-s", "test-c"],
+    "store": ["make", "-s", "test-store"],
     "c-valgrind": ["make", "-s", "test-c-valgrind"],
     "python": ["make", "-s", "test-python"],
     "csharp": ["make", "-s", "test-csharp"],
 }
-ORDER = ["rust", "c", "python", "csharp", "c-valgrind"]
+ORDER = ["rust", "c", "store", "python", "csharp", "c-valgrind"]
 SUITE_TIMEOUT = 900  # a hang is a catch too, but not a fast one
 BEGIN, END = "<!-- mutants:begin -->", "<!-- mutants:end -->"
 

@@ -199,7 +199,13 @@ impl Throttle {
             Err(_) => None,
         };
         if ticket.probe && h.probe == Probe::InFlight {
-            h.probe = Probe::None;
+            // Only an answer tells whether the server accepts again; a probe that never got
+            // one (connect error, timeout) hands the probe to the next caller.
+            let answered = match result {
+                Ok(()) => true,
+                Err(e) => e.http_status != 0,
+            };
+            h.probe = if answered { Probe::None } else { Probe::Needed };
         }
         if let Some(pause) = overloaded {
             inc(&stats.throttled);

@@ -350,3 +350,32 @@ fn bad_configuration_is_refused() {
     let o = j.run();
     assert_eq!((o.n("ok"), o.n("store_writes")), (1, 1), "{}", o.stderr);
 }
+
+/// A token the API rejected (findity_invalidate_token) is never adopted back from the store:
+/// the next call renews, for the organization token and a user token.
+#[test]
+fn invalidated_token_is_not_adopted_from_the_store() {
+    let _turn = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+    let emu = emulator(3600);
+    let url = emu.url();
+    let dir = temp_dir("rejected");
+    assert_eq!(
+        common::set_option("shared_cache", &store_of(&dir)),
+        FINDITY_OK
+    );
+    for user in [None, Some("rejected-user")] {
+        let a = common::token(&url, ID, SECRET, user).unwrap();
+        let (cu, ci, ca) = (common::c(&url), common::c(ID), common::c(&a));
+        let cuser = user.map(common::c);
+        let up = cuser.as_ref().map_or(std::ptr::null(), |u| u.as_ptr());
+        unsafe { findity_invalidate_token(cu.as_ptr(), ci.as_ptr(), up, ca.as_ptr()) };
+        let b = common::token(&url, ID, SECRET, user).unwrap();
+        assert_ne!(
+            a, b,
+            "{user:?}: the rejected token came back from the store"
+        );
+    }
+    assert_eq!(common::set_option("shared_cache", ""), FINDITY_OK);
+    let st = emu.stats();
+    assert_eq!(st.refresh_reuse + st.code_reuse, 0);
+}

@@ -58,6 +58,9 @@ struct Slot {
     retry_at: Option<Instant>,
     /// Removed from the index (cleared or evicted): callers look the key up again.
     retired: bool,
+    /// The access token last invalidated (the API answered 401 to it): never adopted again
+    /// from the shared store. Forgotten when a new token lands.
+    rejected: Option<Secret>,
 }
 
 /// What `Entry::get` hands back: the caller's result, or its closure if the entry was retired
@@ -73,6 +76,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Slot {
     /// The only way the token changes: keeps `fresh_until` and the entry's version in step.
     fn set_token(&mut self, token: Option<Token>, version: &AtomicU64) {
+        match (&token, self.token.take()) {
+            (None, Some(old)) => self.rejected = Some(old.access),
+            (Some(_), _) => self.rejected = None,
+            (None, None) => {}
+        }
         self.fresh_until = token
             .as_ref()
             .map_or(0, |t| t.fresh_until_coarse(Instant::now()));
@@ -110,6 +118,7 @@ impl Entry {
                 failures: 0,
                 retry_at: None,
                 retired: false,
+                rejected: None,
             }),
             flight_done: Condvar::new(),
             version: AtomicU64::new(0),
@@ -202,14 +211,22 @@ impl Entry {
             let own = slot.secret.ct_eq(secret);
             slot.flight = Flight::Running;
             let refresh = if own { slot.refresh.take() } else { None };
+            let rejected = slot.rejected.clone();
             let flight_secret = Secret::new(secret);
             let flight = FlightGuard {
                 entry: self,
                 secret: Some(flight_secret.clone()),
             };
             drop(slot);
-            let (result, unused) =
-                store::renew(st, &self.key, refresh, &flight_secret, deadline, false);
+            let (result, unused) = store::renew(
+                st,
+                &self.key,
+                refresh,
+                &flight_secret,
+                deadline,
+                false,
+                rejected.as_ref(),
+            );
             let mut slot = lock(&self.slot);
             if let Err(e) = flight.land(&mut slot, result, unused) {
                 drop(slot);
@@ -292,6 +309,7 @@ impl Entry {
         }
         slot.flight = Flight::Running;
         let refresh = slot.refresh.take();
+        let rejected = slot.rejected.clone();
         let secret = slot.secret.clone();
         let now = Instant::now();
         let left = slot
@@ -310,7 +328,15 @@ impl Entry {
             left.as_secs_f64()
         );
         let deadline = now + st.options().timeout;
-        let (result, unused) = store::renew(st, &self.key, refresh, &secret, deadline, true);
+        let (result, unused) = store::renew(
+            st,
+            &self.key,
+            refresh,
+            &secret,
+            deadline,
+            true,
+            rejected.as_ref(),
+        );
         let mut slot = lock(&self.slot);
         let outcome = flight.land(&mut slot, result, unused);
         let next = slot.retry_at;

@@ -135,15 +135,15 @@ impl Index {
 
     /// Take every entry out (clear_cache); they are retired by the caller.
     pub fn take_all(&self) -> Vec<Arc<Entry>> {
+        // Each shard's spellings go with it, under its lock: an entry inserted meanwhile into
+        // a shard already emptied keeps both its key and its spellings.
         let mut out = Vec::new();
         for shard in &self.keys {
             let mut shard = write(shard);
             for (_, i) in shard.map.drain() {
+                self.forget_spellings(&i);
                 out.push(i.entry);
             }
-        }
-        for sp in &self.spellings {
-            write(sp).clear();
         }
         out
     }

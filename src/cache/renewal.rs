@@ -158,7 +158,10 @@ impl Renewals {
                     q.idle -= 1;
                 }
             };
-            job.entry.run_queued(st);
+            // A panic in one renewal (its FlightGuard has cleaned the entry up) must not take
+            // a worker away for good: the pool would shrink to nothing.
+            let entry = job.entry;
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry.run_queued(st)));
         }
     }
 

@@ -273,6 +273,7 @@ pub fn renew(
     secret: &Secret,
     deadline: Instant,
     background: bool,
+    rejected: Option<&Secret>,
 ) -> (Result<Token, Error>, Option<Secret>) {
     let Some(active) = st.store.active() else {
         return source::renew(st, key, refresh, secret, deadline);
@@ -322,7 +323,12 @@ pub fn renew(
 
     // Adopt a usable token: not Expired; from a background renewal (ours is Stale) only a
     // Fresh one, which is necessarily newer than ours.
-    if let Some(t) = stored.as_ref().and_then(Record::token) {
+    // Never the token the caller just invalidated (the API answered 401 to it).
+    if let Some(t) = stored
+        .as_ref()
+        .and_then(Record::token)
+        .filter(|t| !rejected.is_some_and(|r| t.access.ct_eq(r.expose())))
+    {
         let f = t.freshness(Instant::now());
         if f == Freshness::Fresh || (f == Freshness::Stale && !background) {
             inc(&st.stats.store_hits);
