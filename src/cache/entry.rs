@@ -409,7 +409,13 @@ impl Entry {
     /// A child's entry holding an inherited token (see `inheritable`).
     pub fn inherited(key: Key, token: Token, secret: Secret) -> Arc<Entry> {
         let e = Entry::new(key, secret);
-        lock(&e.slot).set_token(Some(token), &e.version);
+        let mut token = token;
+        let mut slot = lock(&e.slot);
+        // As when a flight lands: a refresh token moves from the token into the slot (there is
+        // none: `inheritable` is the one place that decides what a child gets).
+        slot.refresh = token.refresh.take();
+        slot.set_token(Some(token), &e.version);
+        drop(slot);
         e
     }
 }

@@ -1,7 +1,10 @@
 //! Background renewal: a small, fixed pool of worker threads (option `renewal_threads`) fed
 //! from one queue in order of expiry, whatever the number of keys. Workers start on demand and
-//! stay; a worker that cannot be started is not retried for a while, and nothing ever waits for
-//! one: a caller that needs a token while its renewal is still queued runs it itself.
+//! exit after [`WORKER_LINGER`] with nothing to do: a process that is done with its tokens keeps
+//! no thread of ours (runtimes such as Mono wait at exit for every thread that ever ran one of
+//! their callbacks, e.g. the log callback). A worker that cannot be started is not retried for a
+//! while, and nothing ever waits for one: a caller that needs a token while its renewal is still
+//! queued runs it itself.
 
 use super::entry::Entry;
 use crate::log::log;
@@ -14,6 +17,9 @@ use std::time::{Duration, Instant};
 
 /// After a failed thread start, no new attempt for this long.
 const SPAWN_RETRY: Duration = Duration::from_secs(5);
+
+/// An idle worker exits after this long; the next renewal starts one again (about 50 µs).
+pub const WORKER_LINGER: Duration = Duration::from_secs(2);
 
 /// Tests make thread starts fail (as they do at a thread limit) and count the attempts.
 static FAIL_SPAWNS: AtomicBool = AtomicBool::new(false);
@@ -149,12 +155,25 @@ impl Renewals {
         loop {
             let job = {
                 let mut q = lock(&self.queue);
+                let mut idle_since = None;
                 loop {
                     if let Some(job) = q.jobs.pop() {
                         break job;
                     }
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    let left = WORKER_LINGER.saturating_sub(since.elapsed());
+                    if left.is_zero() {
+                        // Leaving under the queue lock: a push from now on sees one worker
+                        // fewer and kick starts a new one.
+                        q.workers -= 1;
+                        return;
+                    }
                     q.idle += 1;
-                    q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+                    q = self
+                        .ready
+                        .wait_timeout(q, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
                     q.idle -= 1;
                 }
             };
