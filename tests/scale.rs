@@ -37,13 +37,20 @@ fn stats() -> FindityStats {
     s
 }
 
+/// `FINDITY_SCALE_ONLY=storm,warmup` runs only those scenarios.
+fn want(name: &str) -> bool {
+    std::env::var("FINDITY_SCALE_ONLY")
+        .map_or(true, |only| only.split(',').any(|n| n.trim() == name))
+}
+
 #[test]
 #[ignore]
 fn scale() {
+    println!(); // the harness's "test scale ... " is not a line of figures
     assert_eq!(common::set_option("timeout_ms", "30000"), FINDITY_OK);
 
     // 1. 3000 users from 8 threads, then each token rejected and asked for again.
-    {
+    if want("invalidate") {
         let emu = emulator(3600);
         let url = emu.url();
         let t0 = Instant::now();
@@ -75,7 +82,7 @@ fn scale() {
     }
 
     // 2. 600 keys due for renewal at once, 100 ms per request.
-    {
+    if want("renewal") {
         let emu = emulator(6);
         let url = emu.url();
         let t0 = Instant::now();
@@ -113,7 +120,7 @@ fn scale() {
     }
 
     // 3. Every request answered 429 (Retry-After 2 s) for 6 s while 600 keys are due.
-    {
+    if want("storm") {
         let emu = emulator(40);
         let url = emu.url();
         let t0 = Instant::now();
@@ -146,6 +153,7 @@ fn scale() {
         emu.clear_faults();
         let sent = |s: &findity_emulator::Stats| s.token_requests + s.authorization_grant;
         let storm_requests = sent(&during) - sent(&before);
+        let storm_429 = during.faults_served - before.faults_served;
         std::thread::sleep(Duration::from_millis(2500));
         common::over_threads(600, |i| {
             token(&url, Some(&format!("s-{i}"))).unwrap();
@@ -154,7 +162,7 @@ fn scale() {
         let s1 = stats();
         let after = emu.stats();
         println!(
-            "SCALE storm: 6 s of 429 (Retry-After 2 s), 600 keys due, 4 renewal workers: {storm_requests} requests during the storm (first wave + one probe per Retry-After: at most 4 + 3), {} failed calls for keys holding a valid token, fallbacks {} (client_credentials {} , authorization grants {} for 600 users), refresh reuse {}, {} keys renewed by refresh token after the storm",
+            "SCALE storm: 6 s of 429 (Retry-After 2 s), 600 keys due, 4 renewal workers: {storm_requests} requests during the storm, {storm_429} answered 429 (first wave + one probe per Retry-After: at most 4 + 3), {} failed calls for keys holding a valid token, fallbacks {} (client_credentials {} , authorization grants {} for 600 users), refresh reuse {}, {} keys renewed by refresh token after the storm",
             failed.load(Ordering::Relaxed),
             s1.fallbacks - s0.fallbacks,
             after.client_credentials,
@@ -165,7 +173,7 @@ fn scale() {
     }
 
     // 4. Warm-up: 200 users, 8 threads, a server allowing 20 token requests per second.
-    {
+    if want("warmup") {
         let emu = emulator(3600);
         emu.set_throttle(Some(
             findity_emulator::throttle::parse("20/1000")
@@ -197,7 +205,7 @@ fn scale() {
     }
 
     // 5. Memory per cached key: 5000 users.
-    {
+    if want("memory") {
         let emu = emulator(3600);
         let url = emu.url();
         token(&url, Some("warm-0")).unwrap();
@@ -214,7 +222,7 @@ fn scale() {
     }
 
     // 6. An unresolvable host with timeout_ms 30000.
-    {
+    if want("dns") {
         let t0 = Instant::now();
         let r = common::token(
             "https://findity-scale-no-such-host.invalid",
@@ -230,7 +238,7 @@ fn scale() {
     }
 
     // 7. 32 threads get a 401 with the same token.
-    {
+    if want("invalidate_token") {
         let emu = emulator(3600);
         let url = emu.url();
         let a = token(&url, None).unwrap();

@@ -307,11 +307,26 @@ impl Entry {
             slot.flight = Flight::Idle;
             return;
         }
+        // A background renewal is worth a worker only while the token it replaces can still be
+        // served: once that is past its hard margin, the next caller renews in the foreground
+        // anyway (and a key nobody asks for any more costs no request). Without this bound a
+        // queue of dead keys, each retried until timeout_ms, starves every live one.
+        let now = Instant::now();
+        let Some(usable_until) = slot
+            .token
+            .as_ref()
+            .filter(|t| t.freshness(now) != Freshness::Expired)
+            .map(|t| t.expires_at() - t.hard_margin())
+        else {
+            slot.flight = Flight::Idle;
+            drop(slot);
+            log!(Debug, "{}: background renewal dropped: the token expired before a worker was free; the next caller renews it", self.key);
+            return;
+        };
         slot.flight = Flight::Running;
         let refresh = slot.refresh.take();
         let rejected = slot.rejected.clone();
         let secret = slot.secret.clone();
-        let now = Instant::now();
         let left = slot
             .token
             .as_ref()
@@ -327,7 +342,7 @@ impl Entry {
             self.key,
             left.as_secs_f64()
         );
-        let deadline = now + st.options().timeout;
+        let deadline = (now + st.options().timeout).min(usable_until);
         let (result, unused) = store::renew(
             st,
             &self.key,
