@@ -9,8 +9,12 @@
 //!   server that keeps answering 429 sees one request per Retry-After period.
 //! - Pacing learnt from the server (AIMD): unpaced until a 429 arrives while this process was
 //!   pushing (at least 5 successful answers in the last max(1 s, Retry-After)). Then the rate
-//!   becomes 95 % of that accepted rate, just under what the server just proved it accepts,
-//!   and grows by 0.1 request/s for every second without a 429. A 429 with less evidence only
+//!   becomes 97 % of that accepted rate, just under what the server just proved it accepts,
+//!   and grows by 0.05 request/s for every second without a 429 (slowly: each overshoot costs
+//!   a whole Retry-After). The accepted rate is counted when the pause ends, so the answers
+//!   still in flight at the 429 count too (counted at the 429 itself, a burst's estimate came
+//!   out low). The probe after a pause takes a paced slot, and a paced caller reserves its
+//!   slot on arrival (first come, first served). A 429 with less evidence only
 //!   pauses: a process asking slowly learns nothing about the server's limit from it (and must
 //!   not crawl at its own low demand afterwards). A host idle for 10 minutes forgets it all.
 
@@ -26,9 +30,9 @@ pub const MAX_PAUSE: Duration = Duration::from_secs(60);
 /// Pause after a 429 without Retry-After.
 const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
 /// Additive increase of the paced rate, per second without a 429.
-const INCREASE_PER_SEC: f64 = 0.1;
+const INCREASE_PER_SEC: f64 = 0.05;
 /// Share of the observed accepted rate used after a 429.
-const DECREASE: f64 = 0.95;
+const DECREASE: f64 = 0.97;
 /// Successful answers needed in the observation span before a 429 sets a rate.
 const MIN_EVIDENCE: usize = 5;
 /// A host idle this long starts unpaced again.
@@ -62,6 +66,9 @@ struct Host {
     next_slot: Instant,
     /// Successful answers in the last MAX_PAUSE, for estimating the accepted rate.
     ok: VecDeque<Instant>,
+    /// A new overload at this time, observed over this span: the accepted rate is estimated
+    /// once its pause is over.
+    estimate: Option<(Instant, Duration)>,
     last_seen: Instant,
 }
 
@@ -75,7 +82,26 @@ impl Host {
             rate_at: now,
             next_slot: now,
             ok: VecDeque::new(),
+            estimate: None,
             last_seen: now,
+        }
+    }
+
+    /// After a new overload's pause: the rate from the answers to what was sent in the span
+    /// before it (those that arrived during the pause included).
+    fn learn(&mut self, now: Instant) {
+        let Some((at, span)) = self
+            .estimate
+            .filter(|_| self.paused_until.is_none_or(|p| p <= now))
+        else {
+            return;
+        };
+        self.estimate = None;
+        let accepted = self.ok.iter().filter(|t| **t + span >= at).count();
+        if accepted >= MIN_EVIDENCE {
+            let rate = accepted as f64 / span.as_secs_f64() * DECREASE;
+            self.rate = Some(self.rate.map_or(rate, |r| r.min(rate)).max(0.1));
+            self.rate_at = now;
         }
     }
 
@@ -111,6 +137,9 @@ impl Throttle {
     pub fn admit(&self, stats: &Stats, base: &BaseUrl, deadline: Instant) -> Result<Ticket, Error> {
         let mut hosts = self.lock();
         let mut waited = false;
+        // A paced caller reserves its slot on arrival and sleeps until then: first come, first
+        // served (racing for the next free slot starved some callers past their deadline).
+        let mut reserved: Option<Instant> = None;
         loop {
             let now = Instant::now();
             hosts.retain(|_, h| now.saturating_duration_since(h.last_seen) < FORGET_AFTER);
@@ -118,14 +147,17 @@ impl Throttle {
                 .entry(base.as_str().to_string())
                 .or_insert_with(|| Host::new(now));
             h.last_seen = now;
+            h.learn(now);
             if h.probe == Probe::InFlight && now.duration_since(h.probe_since) > 2 * MAX_PAUSE {
                 h.probe = Probe::Needed;
             }
             // The earliest this caller could go, and whether it goes then.
             let until = if let Some(p) = h.paused_until.filter(|p| *p > now) {
+                reserved = None;
                 p
             } else if h.probe == Probe::InFlight {
                 // Waiting for the probe's answer: no start time to promise.
+                reserved = None;
                 if now >= deadline {
                     return Err(throttled(base, None));
                 }
@@ -133,19 +165,38 @@ impl Throttle {
             } else if h.probe == Probe::Needed {
                 h.probe = Probe::InFlight;
                 h.probe_since = now;
+                // The probe takes a paced slot like any request: the next one is not sent
+                // right behind it (against a sliding window that was one request too many).
+                if let Some(rate) = h.grown_rate(now) {
+                    h.next_slot = now + Duration::from_secs_f64(1.0 / rate.max(0.1));
+                }
                 if waited {
                     inc(&stats.throttle_waits);
                 }
                 return Ok(Ticket { probe: true });
             } else {
                 match h.grown_rate(now) {
-                    Some(_) if h.next_slot > now => h.next_slot,
                     Some(rate) => {
-                        h.next_slot = now + Duration::from_secs_f64(1.0 / rate.max(0.1));
-                        if waited {
-                            inc(&stats.throttle_waits);
+                        let slot = match reserved {
+                            Some(slot) => slot,
+                            None => {
+                                let slot = h.next_slot.max(now);
+                                if slot > deadline {
+                                    return Err(throttled(base, Some(slot)));
+                                }
+                                h.next_slot = slot + Duration::from_secs_f64(1.0 / rate.max(0.1));
+                                reserved = Some(slot);
+                                slot
+                            }
+                        };
+                        if slot > now {
+                            slot
+                        } else {
+                            if waited {
+                                inc(&stats.throttle_waits);
+                            }
+                            return Ok(Ticket { probe: false });
                         }
-                        return Ok(Ticket { probe: false });
                     }
                     None => {
                         if waited {
@@ -212,18 +263,10 @@ impl Throttle {
             let already = h.paused_until.is_some_and(|t| t > now);
             h.paused_until = h.paused_until.max(Some(now + pause)).filter(|t| *t > now);
             h.probe = Probe::Needed;
-            if !already {
-                // A new overload: estimate what the server accepts (a repeat changes nothing).
-                let span = pause.max(Duration::from_secs(1));
-                let accepted =
-                    h.ok.iter()
-                        .filter(|t| now.duration_since(**t) <= span)
-                        .count();
-                if accepted >= MIN_EVIDENCE {
-                    let rate = accepted as f64 / span.as_secs_f64() * DECREASE;
-                    h.rate = Some(h.rate.map_or(rate, |r| r.min(rate)).max(0.1));
-                    h.rate_at = now;
-                }
+            if !already && h.estimate.is_none() {
+                // A new overload: what the server accepts is estimated when the pause ends
+                // (a repeat changes nothing).
+                h.estimate = Some((now, pause.max(Duration::from_secs(1))));
             }
         }
         drop(hosts);
@@ -246,4 +289,39 @@ fn throttled(base: &BaseUrl, until: Option<Instant>) -> Error {
     e.delivery = Delivery::NotSent;
     e.retryable = false;
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The probe after a pause takes a paced slot: the request behind it waits 1/rate, not
+    /// nothing (two at once broke a sliding window of exactly the learnt size, every pause).
+    #[test]
+    fn the_probe_takes_a_paced_slot() {
+        let (th, stats) = (Throttle::default(), Stats::default());
+        let base = BaseUrl::parse("http://127.0.0.1:9").unwrap();
+        let far = Instant::now() + Duration::from_secs(30);
+        for _ in 0..10 {
+            let t = th.admit(&stats, &base, far).unwrap();
+            th.answered(&stats, &base, t, Ok(()));
+        }
+        let mut e = Error::new(Status::Server, "throttled");
+        e.http_status = 429;
+        e.retry_after = Some(Duration::from_millis(50));
+        let t = th.admit(&stats, &base, far).unwrap();
+        th.answered(&stats, &base, t, Err(&e));
+        // 10 accepted in the 1 s span: 9.5 requests/s from now on, one every 105 ms.
+        let probe = th.admit(&stats, &base, far).unwrap();
+        assert!(probe.probe);
+        th.answered(&stats, &base, probe, Ok(()));
+        let t0 = Instant::now();
+        let next = th.admit(&stats, &base, far).unwrap();
+        assert!(!next.probe);
+        assert!(
+            t0.elapsed() >= Duration::from_millis(80),
+            "sent {:?} after the probe",
+            t0.elapsed()
+        );
+    }
 }

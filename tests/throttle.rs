@@ -168,11 +168,11 @@ fn pause_past_the_deadline_fails_at_once() {
     );
 }
 
-/// Warm-up of 100 users (200 requests) from 8 threads against a server allowing 20 token
+/// Warm-up of 60 users (120 requests) from 8 threads against a server allowing 20 token
 /// requests per second per client: pacing learnt from its first 429s keeps them few.
 #[test]
 fn warm_up_against_a_throttling_server() {
-    const USERS: usize = 100;
+    const USERS: usize = 60;
     let emu = emulator(3600);
     emu.set_throttle(Some(
         findity_emulator::throttle::parse("20/1000")
@@ -183,7 +183,8 @@ fn warm_up_against_a_throttling_server() {
     let t0 = Instant::now();
     let failed = AtomicU64::new(0);
     common::over_threads(USERS, |i| {
-        if token(&url, Some(&format!("warm-{i}"))).is_err() {
+        if let Err(e) = token(&url, Some(&format!("warm-{i}"))) {
+            eprintln!("warm-{i}: {e:?}");
             failed.fetch_add(1, Ordering::Relaxed);
         }
     });

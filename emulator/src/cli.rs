@@ -51,7 +51,9 @@ OPTIONS:
     --unknown-users ID[,ID]  User ids refused with USER_NOT_FOUND (repeatable)
     --throttle N/MS          More than N token+grant requests of one client in any
                              MS window -> 429 too_many_requests with Retry-After,
-                             not processed (e.g. 20/1000, like Findity) [default: off]
+                             not processed (e.g. 20/1000, like Findity); a code
+                             exchange counts for the client its code was issued to
+                             [default: off]
     --echo                   Token/grant error answers repeat the request (form body,
                              Authorization, query) in error_description/body text
                              and an X-Echo-Request header: secrets included

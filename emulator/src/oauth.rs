@@ -407,10 +407,25 @@ fn token_request(shared: &Shared, req: &Request) -> Handled {
         sent.as_ref()
             .is_some_and(|f| count_reuse(&mut st, grant, f))
     };
-    let client = sent
-        .as_ref()
-        .and_then(|f| f.one("client_id").ok().flatten());
-    if let Some(resp) = throttled(shared, client.unwrap_or("")) {
+    // The throttle counts per client. A code exchange names none, but the server knows whose
+    // code it is: it counts for the client it was issued to (one bucket per client, the
+    // strictest reading of Findity's undocumented limit).
+    let client = sent.as_ref().and_then(|f| {
+        f.one("client_id")
+            .ok()
+            .flatten()
+            .map(str::to_string)
+            .or_else(|| {
+                let code = f.one("code").ok().flatten()?;
+                shared
+                    .lock()
+                    .store
+                    .codes
+                    .get(code)
+                    .map(|c| c.client.clone())
+            })
+    });
+    if let Some(resp) = throttled(shared, client.as_deref().unwrap_or("")) {
         shared.latency();
         return (Action::Respond(resp), name);
     }

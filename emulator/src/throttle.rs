@@ -12,7 +12,8 @@ pub type Limit = (u32, Duration);
 /// Buckets with more idle clients than this are pruned.
 const PRUNE_AT: usize = 256;
 
-/// Admitted request times per client (`""`: requests naming no client).
+/// Admitted request times per client (a code exchange counts for the code's client; `""`:
+/// requests the server cannot attribute, e.g. an unknown code).
 #[derive(Default)]
 pub(crate) struct Throttle {
     buckets: HashMap<String, VecDeque<Instant>>,

@@ -1477,3 +1477,36 @@ fn throttle_refuses_without_processing() {
     }
     assert_eq!(client_credentials(a).status, 429);
 }
+
+/// A code exchange names no client, but the server issued the code to one: it counts in that
+/// client's bucket, so one client's user sign-ins (grant + exchange) share one limit.
+#[test]
+fn throttle_counts_a_code_exchange_for_the_codes_client() {
+    let emu = start_with(Config {
+        throttle: Some((3, Duration::from_secs(60))),
+        clients: vec![
+            (ID.into(), SECRET.into()),
+            ("other".into(), "other-secret".into()),
+        ],
+        ..Config::default()
+    });
+    let a = emu.addr();
+    let org = client_credentials(a).s("access_token");
+    let code = grant(a, &org, "alice").s("code");
+    assert_eq!(
+        exchange(a, &code).status,
+        200,
+        "third request of the client"
+    );
+    // The exchange used the client's third slot.
+    assert_eq!(client_credentials(a).status, 429);
+    let other = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "other"),
+        ("client_secret", "other-secret"),
+    ];
+    assert_eq!(post_form(a, "/api/oauth/token", &other).status, 200);
+    // A code the server never issued is nobody's: refused as a bad grant, not throttled.
+    assert_eq!(exchange(a, "no-such-code").status, 400);
+    assert_eq!(emu.stats().throttled, 1);
+}
