@@ -91,6 +91,10 @@ echo "${R[cs]}"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 h1=${R[hit1]}; h2=${R[hit2]}
+# The sections other scripts write (bench/store.sh, bench/scale.sh) start at a "## " heading:
+# kept as they are, after this script's part.
+others=$(mktemp)
+if [ -f BENCHMARKS.md ]; then awk '/^## /{keep=1} keep' BENCHMARKS.md > "$others"; fi
 cat > BENCHMARKS.md <<MD
 # Benchmarks
 
@@ -142,5 +146,7 @@ Notes
 
 Reproduce: \`make bench\` (about 2 minutes after a release build).
 MD
+if [ -s "$others" ]; then { echo; cat "$others"; } >> BENCHMARKS.md; fi
+rm -f "$others"
 echo "== wrote BENCHMARKS.md"
 cat BENCHMARKS.md
