@@ -46,8 +46,16 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
         diff |= x ^ y;
         i += 8;
     }
-    for j in i..a.len() {
-        diff |= u64::from(a[j] ^ b[j]);
+    if i < a.len() && a.len() >= 8 {
+        // The tail as the last 8 bytes (overlapping the previous word): no byte loop.
+        let k = a.len() - 8;
+        let x = u64::from_ne_bytes(a[k..].try_into().expect("8 bytes"));
+        let y = u64::from_ne_bytes(b[k..].try_into().expect("8 bytes"));
+        diff |= x ^ y;
+    } else {
+        for j in i..a.len() {
+            diff |= u64::from(a[j] ^ b[j]);
+        }
     }
     // black_box keeps the optimiser from turning the accumulation into an early exit.
     std::hint::black_box(diff) == 0
@@ -99,5 +107,15 @@ mod tests {
         assert!(long.ct_eq("0123456789abcdef-xyz"));
         assert!(!long.ct_eq("0123456789abcdeF-xyz"));
         assert!(!long.ct_eq("0123456789abcdef-xyZ"));
+        // Every length, a difference in every position (words, overlapping tail, short tails).
+        for len in 0..40 {
+            let a: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(ct_eq(&a, &a.clone()), "{len}");
+            for pos in 0..len {
+                let mut b = a.clone();
+                b[pos] ^= 0x20;
+                assert!(!ct_eq(&a, &b), "len {len}, byte {pos}");
+            }
+        }
     }
 }

@@ -45,17 +45,27 @@ thread_local! {
 }
 static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
 
+/// This thread's hit-counter shard (the per-thread snapshot keeps a copy, so the hottest path
+/// reads no second thread-local).
+pub fn hit_shard() -> usize {
+    SHARD
+        .try_with(|s| {
+            if s.get() == usize::MAX {
+                s.set(NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS);
+            }
+            s.get()
+        })
+        .unwrap_or(0)
+}
+
 impl Stats {
     pub fn hit(&self) {
-        let shard = SHARD
-            .try_with(|s| {
-                if s.get() == usize::MAX {
-                    s.set(NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS);
-                }
-                s.get()
-            })
-            .unwrap_or(0);
-        self.hits[shard].0.fetch_add(1, Ordering::Relaxed);
+        self.hit_on(hit_shard());
+    }
+
+    /// A hit counted on `shard` (from [`hit_shard`]).
+    pub fn hit_on(&self, shard: usize) {
+        self.hits[shard % SHARDS].0.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn hits(&self) -> u64 {

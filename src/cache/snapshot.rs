@@ -25,6 +25,8 @@ struct Snapshot {
     fresh_until: u64,
     token: Secret,
     secret: Secret,
+    /// This thread's hit-counter shard.
+    shard: usize,
 }
 
 impl Snapshot {
@@ -60,7 +62,7 @@ pub fn hit<R>(st: &State, epoch: u64, raw: &RawKey, f: impl FnOnce(&str) -> R) -
                 return None;
             }
             r.entry.touch(now);
-            st.stats.hit();
+            st.stats.hit_on(r.shard);
             Some(f(r.token.expose()))
         })
         .ok()
@@ -90,6 +92,7 @@ pub fn remember(st: &State, raw: &RawKey, entry: Arc<Entry>, epoch: u64) {
             fresh_until,
             token,
             secret,
+            shard: crate::stats::hit_shard(),
         });
     });
 }
