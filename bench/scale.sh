@@ -10,7 +10,7 @@ python3 - "$out" <<'PY'
 import sys, time
 lines = [l[6:].strip() for l in open(sys.argv[1]) if l.startswith("SCALE ")]
 begin, end = "<!-- scale:begin -->", "<!-- scale:end -->"
-body = [begin, "", f"Command: `make scale` (debug build, in-process emulator, 2 cores, while other jobs ran), {time.strftime('%Y-%m-%d')}.", ""]
+body = [begin, "", f"Command: `make scale` (debug build, in-process emulator except for the memory figure, 2 cores), {time.strftime('%Y-%m-%d')}.", ""]
 body += [f"- {l}" for l in lines] + ["", end]
 text = open("BENCHMARKS.md").read()
 if begin in text:

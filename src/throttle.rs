@@ -167,8 +167,10 @@ impl Throttle {
                 h.probe_since = now;
                 // The probe takes a paced slot like any request: the next one is not sent
                 // right behind it (against a sliding window that was one request too many).
+                // Never earlier than a slot already promised to a sleeping caller.
                 if let Some(rate) = h.grown_rate(now) {
-                    h.next_slot = now + Duration::from_secs_f64(1.0 / rate.max(0.1));
+                    h.next_slot =
+                        h.next_slot.max(now) + Duration::from_secs_f64(1.0 / rate.max(0.1));
                 }
                 if waited {
                     inc(&stats.throttle_waits);
@@ -311,7 +313,7 @@ mod tests {
         e.retry_after = Some(Duration::from_millis(50));
         let t = th.admit(&stats, &base, far).unwrap();
         th.answered(&stats, &base, t, Err(&e));
-        // 10 accepted in the 1 s span: 9.5 requests/s from now on, one every 105 ms.
+        // 10 accepted in the 1 s span: 9.7 requests/s from now on, one every 103 ms.
         let probe = th.admit(&stats, &base, far).unwrap();
         assert!(probe.probe);
         th.answered(&stats, &base, probe, Ok(()));

@@ -39,11 +39,14 @@ fn until_renewed(emu: &findity_emulator::Emulator, url: &str) -> usize {
 
 #[test]
 fn idle_workers_exit_and_come_back() {
-    let emu = common::emulator(ID, SECRET, 3);
+    // One worker: a pool that forgot a worker had left would never start another.
+    assert_eq!(common::set_option("renewal_threads", "1"), findity::ffi::FINDITY_OK);
+    // 6 s tokens: renewal from 3.0–3.4 s of age, so the linger (2 s) ends well before the next.
+    let emu = common::emulator(ID, SECRET, 6);
     let url = emu.url();
     common::token(&url, ID, SECRET, None).unwrap();
     assert!(until_renewed(&emu, &url) >= 1, "a worker ran the renewal");
-    // Nothing is due for a while (3 s tokens renew from about 1.3 s of age).
+    // Nothing is due for a while.
     let t0 = Instant::now();
     while renewal_workers() > 0 {
         assert!(

@@ -307,22 +307,20 @@ impl Entry {
             slot.flight = Flight::Idle;
             return;
         }
-        // A background renewal is worth a worker only while the token it replaces can still be
-        // served: once that is past its hard margin, the next caller renews in the foreground
-        // anyway (and a key nobody asks for any more costs no request). Without this bound a
-        // queue of dead keys, each retried until timeout_ms, starves every live one.
+        // A job whose token expired while it waited for a worker is dropped: the next caller,
+        // if there is one, renews in the foreground, and a key nobody asks for any more costs
+        // no request (a queue of dead keys would otherwise renew them all).
         let now = Instant::now();
-        let Some(usable_until) = slot
+        let expired = slot
             .token
             .as_ref()
-            .filter(|t| t.freshness(now) != Freshness::Expired)
-            .map(|t| t.expires_at() - t.hard_margin())
-        else {
+            .is_none_or(|t| t.freshness(now) == Freshness::Expired);
+        if expired {
             slot.flight = Flight::Idle;
             drop(slot);
             log!(Debug, "{}: background renewal dropped: the token expired before a worker was free; the next caller renews it", self.key);
             return;
-        };
+        }
         slot.flight = Flight::Running;
         let refresh = slot.refresh.take();
         let rejected = slot.rejected.clone();
@@ -342,7 +340,7 @@ impl Entry {
             self.key,
             left.as_secs_f64()
         );
-        let deadline = (now + st.options().timeout).min(usable_until);
+        let deadline = now + st.options().timeout;
         let (result, unused) = store::renew(
             st,
             &self.key,
