@@ -40,7 +40,10 @@ fn until_renewed(emu: &findity_emulator::Emulator, url: &str) -> usize {
 #[test]
 fn idle_workers_exit_and_come_back() {
     // One worker: a pool that forgot a worker had left would never start another.
-    assert_eq!(common::set_option("renewal_threads", "1"), findity::ffi::FINDITY_OK);
+    assert_eq!(
+        common::set_option("renewal_threads", "1"),
+        findity::ffi::FINDITY_OK
+    );
     // 6 s tokens: renewal from 3.0–3.4 s of age, so the linger (2 s) ends well before the next.
     let emu = common::emulator(ID, SECRET, 6);
     let url = emu.url();
