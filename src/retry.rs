@@ -2,6 +2,7 @@
 //! never past the caller's deadline.
 
 use crate::error::Error;
+use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
@@ -11,14 +12,40 @@ const CAP: Duration = Duration::from_secs(5);
 
 pub struct Backoff {
     attempt: u32,
-    deadline: Instant,
+    /// No new attempt starts after this: the deadline, or earlier (see `no_retry_after`).
+    retry_until: Instant,
+}
+
+thread_local! {
+    static RETRY_UNTIL: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Run `f` with no retry starting after `until` on this thread. A background renewal uses it:
+/// retrying is worth a renewal worker only while the token it replaces can still be served
+/// (after that the next caller renews in the foreground), and a queue of keys whose host
+/// refuses connections would otherwise hold every worker for timeout_ms each. A request in
+/// flight is never cut short by it: that would lose a single-use refresh token.
+pub fn no_retry_after<R>(until: Instant, f: impl FnOnce() -> R) -> R {
+    struct Reset(Option<Instant>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            RETRY_UNTIL.with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(RETRY_UNTIL.with(|c| c.replace(Some(until))));
+    f()
 }
 
 impl Backoff {
     pub fn new(deadline: Instant) -> Backoff {
+        let retry_until = RETRY_UNTIL
+            .try_with(Cell::get)
+            .ok()
+            .flatten()
+            .map_or(deadline, |u| u.min(deadline));
         Backoff {
             attempt: 0,
-            deadline,
+            retry_until,
         }
     }
 
@@ -40,7 +67,7 @@ impl Backoff {
         // The server's Retry-After is a floor, never a reason to retry faster than our backoff.
         let backoff = jittered(delay_for(self.attempt));
         let delay = err.retry_after.map_or(backoff, |d| d.max(backoff));
-        if delay >= self.deadline.saturating_duration_since(Instant::now()) {
+        if delay >= self.retry_until.saturating_duration_since(Instant::now()) {
             return None;
         }
         self.attempt += 1;

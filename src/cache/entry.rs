@@ -311,10 +311,13 @@ impl Entry {
         // if there is one, renews in the foreground, and a key nobody asks for any more costs
         // no request (a queue of dead keys would otherwise renew them all).
         let now = Instant::now();
-        let expired = slot
+        let usable_until = slot
             .token
             .as_ref()
-            .is_none_or(|t| t.freshness(now) == Freshness::Expired);
+            .filter(|t| t.freshness(now) != Freshness::Expired)
+            .map(|t| t.expires_at() - t.hard_margin());
+        let expired = usable_until.is_none();
+        let usable_until = usable_until.unwrap_or(now);
         if expired {
             slot.flight = Flight::Idle;
             drop(slot);
@@ -341,15 +344,17 @@ impl Entry {
             left.as_secs_f64()
         );
         let deadline = now + st.options().timeout;
-        let (result, unused) = store::renew(
-            st,
-            &self.key,
-            refresh,
-            &secret,
-            deadline,
-            true,
-            rejected.as_ref(),
-        );
+        let (result, unused) = crate::retry::no_retry_after(usable_until, || {
+            store::renew(
+                st,
+                &self.key,
+                refresh,
+                &secret,
+                deadline,
+                true,
+                rejected.as_ref(),
+            )
+        });
         let mut slot = lock(&self.slot);
         let outcome = flight.land(&mut slot, result, unused);
         let next = slot.retry_at;
