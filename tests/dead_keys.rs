@@ -7,14 +7,10 @@
 mod common;
 
 use findity::ffi::FINDITY_OK;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const ID: &str = "client-dead";
 const SECRET: &str = "secret-dead-3e9a";
-
-fn sleep_until(t0: Instant, ms: u64) {
-    std::thread::sleep(Duration::from_millis(ms).saturating_sub(t0.elapsed()));
-}
 
 #[test]
 fn renewals_whose_tokens_expired_in_the_queue_are_dropped() {
@@ -29,13 +25,13 @@ fn renewals_whose_tokens_expired_in_the_queue_are_dropped() {
     }
     let sent_before = dead.stats().refresh_token;
     dead.set_latency(10_000);
-    sleep_until(t0, 2400);
+    common::sleep_until(t0, 2400);
     // Eight background renewals: four run (and hang until 6.4 s), four wait in the queue.
     for i in 0..8 {
         common::token(&url, ID, SECRET, Some(&format!("d-{i}"))).unwrap();
     }
     // The hanging ones give up at 6.4 s; the queued ones' tokens expired at about 3 s.
-    sleep_until(t0, 7500);
+    common::sleep_until(t0, 7500);
     assert_eq!(
         dead.stats().refresh_token - sent_before,
         4,

@@ -12,10 +12,6 @@ use std::time::{Duration, Instant};
 const ID: &str = "client-refusing";
 const SECRET: &str = "secret-refusing-0b7c";
 
-fn sleep_until(t0: Instant, ms: u64) {
-    std::thread::sleep(Duration::from_millis(ms).saturating_sub(t0.elapsed()));
-}
-
 #[test]
 fn a_refusing_host_does_not_starve_a_live_one() {
     assert_eq!(common::set_option("timeout_ms", "8000"), FINDITY_OK);
@@ -31,11 +27,11 @@ fn a_refusing_host_does_not_starve_a_live_one() {
     }
     let first = common::token(&live_url, ID, SECRET, None).unwrap();
     drop(dead); // its port refuses from now on
-    sleep_until(t0, 2400);
+    common::sleep_until(t0, 2400);
     for i in 0..8 {
         common::token(&dead_url, ID, SECRET, Some(&format!("d-{i}"))).unwrap();
     }
-    sleep_until(t0, 4700);
+    common::sleep_until(t0, 4700);
     assert_eq!(common::token(&live_url, ID, SECRET, None).unwrap(), first);
     while live.stats().refresh_token == 0 && t0.elapsed() < Duration::from_millis(5800) {
         std::thread::sleep(Duration::from_millis(20));

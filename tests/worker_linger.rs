@@ -12,11 +12,7 @@ const ID: &str = "client-linger";
 const SECRET: &str = "secret-linger-51d0";
 
 fn renewal_workers() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| name.starts_with("findity-renew"))
-        .count()
+    common::threads_where(|name| name.starts_with("findity-renew"))
 }
 
 /// Calls for the organization token until the emulator has seen one more refresh grant (a

@@ -311,19 +311,17 @@ impl Entry {
         // if there is one, renews in the foreground, and a key nobody asks for any more costs
         // no request (a queue of dead keys would otherwise renew them all).
         let now = Instant::now();
-        let usable_until = slot
+        let Some(usable_until) = slot
             .token
             .as_ref()
             .filter(|t| t.freshness(now) != Freshness::Expired)
-            .map(|t| t.expires_at() - t.hard_margin());
-        let expired = usable_until.is_none();
-        let usable_until = usable_until.unwrap_or(now);
-        if expired {
+            .map(|t| t.expires_at() - t.hard_margin())
+        else {
             slot.flight = Flight::Idle;
             drop(slot);
             log!(Debug, "{}: background renewal dropped: the token expired before a worker was free; the next caller renews it", self.key);
             return;
-        }
+        };
         slot.flight = Flight::Running;
         let refresh = slot.refresh.take();
         let rejected = slot.rejected.clone();

@@ -84,15 +84,24 @@ pub fn emulator(client_id: &str, secret: &str, lifetime: i64) -> findity_emulato
 /// Threads of the library in this process (its HTTP runtime, renewal workers), by name: the
 /// in-process emulator's connection threads and the test's own come and go with the load.
 pub fn library_threads() -> usize {
+    threads_where(|name| {
+        (name.starts_with("findity-") && !name.starts_with("findity-emulato"))
+            || name.starts_with("reqwest")
+    })
+}
+
+/// Threads of this process whose name passes `keep`.
+pub fn threads_where(keep: impl Fn(&str) -> bool) -> usize {
     std::fs::read_dir("/proc/self/task")
         .unwrap()
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| {
-            let name = name.trim();
-            (name.starts_with("findity-") && !name.starts_with("findity-emulato"))
-                || name.starts_with("reqwest")
-        })
+        .filter(|name| keep(name.trim()))
         .count()
+}
+
+/// Sleep until `ms` after `t0` (at once if that has passed).
+pub fn sleep_until(t0: std::time::Instant, ms: u64) {
+    std::thread::sleep(std::time::Duration::from_millis(ms).saturating_sub(t0.elapsed()));
 }
 
 /// Run `f(user index)` for `users` users split over 8 threads.
