@@ -2,7 +2,7 @@
 //! once (in [`boundary`]), call plain Rust. Outputs are written only on success (and the
 //! needed length on FINDITY_ERR_BUFFER_TOO_SMALL). The header is generated from this file.
 
-use crate::cache::{Key, RawKey, Request};
+use crate::cache::{CallerKey, Key, RawKey, Request};
 use crate::error::{set_last_error, with_last_error, Error, Status};
 use crate::state::state;
 use std::ffi::{c_char, c_void, CStr};
@@ -119,6 +119,18 @@ pub unsafe extern "C" fn findity_get_token(
     buf_len: usize,
     out_len: *mut usize,
 ) -> u32 {
+    let organization = std::ptr::null();
+    if snapshot_hit(
+        base_url,
+        client_id,
+        client_secret,
+        organization,
+        buf,
+        buf_len,
+        out_len,
+    ) {
+        return FINDITY_OK;
+    }
     token_call(
         base_url,
         client_id,
@@ -148,11 +160,26 @@ pub unsafe extern "C" fn findity_user_token(
     buf_len: usize,
     out_len: *mut usize,
 ) -> u32 {
+    // A NULL user_id is an error here, never the organization token: the full path says so.
+    if !user_id.is_null()
+        && snapshot_hit(
+            base_url,
+            client_id,
+            client_secret,
+            user_id,
+            buf,
+            buf_len,
+            out_len,
+        )
+    {
+        return FINDITY_OK;
+    }
+    let user = Some(user_id);
     token_call(
         base_url,
         client_id,
         client_secret,
-        Some(user_id),
+        user,
         buf,
         buf_len,
         out_len,
@@ -179,14 +206,22 @@ pub unsafe extern "C" fn findity_cached_token(
     buf_len: usize,
     out_len: *mut usize,
 ) -> u32 {
+    if snapshot_hit(
+        base_url,
+        client_id,
+        client_secret,
+        user_id,
+        buf,
+        buf_len,
+        out_len,
+    ) {
+        return FINDITY_OK;
+    }
+    let user_id = (!user_id.is_null()).then_some(user_id);
     boundary(|| {
         let out = OutBuf::new(buf, buf_len, out_len)?;
-        let user_id = (!user_id.is_null()).then_some(user_id);
         let raw = raw_key(base_url, client_id, client_secret, user_id)?;
         let st = state();
-        if let Some(hit) = st.cache.recent_hit(st, &raw, |t| out.write(t)) {
-            return hit;
-        }
         let req = request(&raw)?;
         match st.cache.cached(st, &req, |t| out.write(t))? {
             Some(written) => written,
@@ -461,6 +496,43 @@ unsafe fn token_call(
     })
 }
 
+/// The cache hit of the token calls: this thread's snapshot, tried first and in a small frame
+/// of its own that carries no Result<_, Error> (inside the full path's frame, moving one cost
+/// a store-forwarding stall and spills worth half the hit; perf annotate, bench/bench_cache.c).
+/// `user_id` NULL: the organization token. false: take the full path, which also reports every
+/// error (a NULL, a buffer too small).
+#[inline(always)]
+unsafe fn snapshot_hit(
+    base_url: *const c_char,
+    client_id: *const c_char,
+    client_secret: *const c_char,
+    user_id: *const c_char,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> bool {
+    if base_url.is_null() || client_id.is_null() || client_secret.is_null() || buf.is_null() {
+        return false;
+    }
+    let key = CallerKey {
+        base_url,
+        client_id,
+        client_secret,
+        user_id,
+    };
+    let out = OutBuf {
+        buf,
+        len: buf_len,
+        out_len,
+    };
+    catch_unwind(AssertUnwindSafe(|| {
+        let st = state();
+        // SAFETY: NULLs checked above; the caller promised NUL-terminated strings.
+        unsafe { st.cache.recent_hit(st, &key, |t| out.put(t).is_ok()) }
+    }))
+    .unwrap_or(false)
+}
+
 /// The caller's key as bytes (NULL checks only; a cache hit needs no more). Always inlined: as a
 /// call returning a Result it cost the cache hit 10 ns of its 30 (bench/bench_cache.c).
 #[inline(always)]
@@ -480,9 +552,6 @@ unsafe fn raw_key<'a>(
 
 fn token(raw: &RawKey, out: OutBuf) -> Result<(), Error> {
     let st = state();
-    if let Some(hit) = st.cache.recent_hit(st, raw, |t| out.write(t)) {
-        return hit;
-    }
     let req = request(raw)?;
     st.cache
         .with_token(st, &req, |t| out.write(t))
@@ -574,16 +643,19 @@ impl OutBuf {
     }
 
     fn write(&self, s: &str) -> Result<(), Error> {
+        self.put(s).map_err(too_small)
+    }
+
+    /// Copy `s` and its NUL out, or Err(bytes needed) when the buffer is too small.
+    #[inline(always)]
+    fn put(&self, s: &str) -> Result<(), usize> {
         let needed = s.len();
         if !self.out_len.is_null() {
             // SAFETY: checked non-NULL; the caller promised it is writable.
             unsafe { *self.out_len = needed };
         }
         if self.len < needed + 1 {
-            return Err(Error::new(
-                Status::BufferTooSmall,
-                format!("buffer too small: {needed} bytes plus the NUL are needed"),
-            ));
+            return Err(needed);
         }
         // SAFETY: buf is non-NULL (len > 0) and writable for len > needed bytes.
         unsafe {
@@ -592,6 +664,14 @@ impl OutBuf {
         }
         Ok(())
     }
+}
+
+#[cold]
+fn too_small(needed: usize) -> Error {
+    Error::new(
+        Status::BufferTooSmall,
+        format!("buffer too small: {needed} bytes plus the NUL are needed"),
+    )
 }
 
 #[cfg(test)]

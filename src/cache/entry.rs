@@ -50,9 +50,8 @@ struct Slot {
     flight: Flight,
     /// Completed flights, so a waiter can tell that the one it waited for has ended.
     flights: u64,
-    /// Outcome of the last completed flight, and the secret it was made with: shared with
-    /// those who waited for it with that secret.
-    last_error: Option<(Error, Secret)>,
+    /// How the last completed flight failed, if it did: shared with those who waited for it.
+    last_error: Option<Failure>,
     failures: u32,
     /// No background renewal before this (backoff after a failed one).
     retry_at: Option<Instant>,
@@ -61,6 +60,16 @@ struct Slot {
     /// The access token last invalidated (the API answered 401 to it): never adopted again
     /// from the shared store. Forgotten when a new token lands.
     rejected: Option<Secret>,
+}
+
+/// A failed flight, as its waiters see it.
+struct Failure {
+    error: Error,
+    /// The client secret the flight was made with: only waiters with that secret share it.
+    secret: Secret,
+    /// A background renewal stops retrying at the token's hard margin, far earlier than a
+    /// caller's timeout_ms: a caller that waited for one leads its own flight instead.
+    background: bool,
 }
 
 /// What `Entry::get` hands back: the caller's result, or its closure if the entry was retired
@@ -189,12 +198,13 @@ impl Entry {
                     .unwrap_or_else(|e| e.into_inner());
                 slot = s;
                 if slot.flights != seen {
-                    // Share the outcome of the flight we waited for if it was made with our
-                    // secret and left no usable token.
+                    // Share the failure of the flight we waited for if it was a caller's, made
+                    // with our secret, and left no usable token; otherwise look again (and lead
+                    // a flight of our own if still needed).
                     let usable = slot.usable(secret, Instant::now()).is_some();
-                    if let (Some((e, with)), false) = (&slot.last_error, usable) {
-                        if with.ct_eq(secret) {
-                            return Ok(Err(e.clone()));
+                    if let (Some(f), false) = (&slot.last_error, usable) {
+                        if !f.background && f.secret.ct_eq(secret) {
+                            return Ok(Err(f.error.clone()));
                         }
                     }
                 } else if waited.timed_out() || Instant::now() >= deadline {
@@ -216,6 +226,7 @@ impl Entry {
             let flight = FlightGuard {
                 entry: self,
                 secret: Some(flight_secret.clone()),
+                background: false,
             };
             drop(slot);
             let (result, unused) = store::renew(
@@ -334,6 +345,7 @@ impl Entry {
         let flight = FlightGuard {
             entry: self,
             secret: Some(secret.clone()),
+            background: true,
         };
         log!(
             Info,
@@ -443,6 +455,8 @@ struct FlightGuard<'a> {
     entry: &'a Arc<Entry>,
     /// Taken when the flight lands.
     secret: Option<Secret>,
+    /// Run by a renewal worker, not by a caller.
+    background: bool,
 }
 
 impl FlightGuard<'_> {
@@ -454,7 +468,7 @@ impl FlightGuard<'_> {
     ) -> Result<(), Error> {
         let mut this = self;
         let secret = this.secret.take().expect("a flight lands once");
-        let entry = this.entry;
+        let (entry, background) = (this.entry, this.background);
         // Landed: the abort path in Drop must not run (nothing is left in `this` to free).
         std::mem::forget(this);
         let own = slot.secret.ct_eq(secret.expose());
@@ -483,7 +497,11 @@ impl FlightGuard<'_> {
                     slot.failures += 1;
                     slot.retry_at = Some(Instant::now() + background_retry_delay(slot.failures));
                 }
-                slot.last_error = Some((e.clone(), secret));
+                slot.last_error = Some(Failure {
+                    error: e.clone(),
+                    secret,
+                    background,
+                });
                 Err(e)
             }
         };
@@ -506,8 +524,11 @@ impl Drop for FlightGuard<'_> {
         slot.failures += 1;
         slot.retry_at = Some(Instant::now() + background_retry_delay(slot.failures));
         if let Some(secret) = self.secret.take() {
-            let e = Error::internal("token request aborted by an internal error");
-            slot.last_error = Some((e, secret));
+            slot.last_error = Some(Failure {
+                error: Error::internal("token request aborted by an internal error"),
+                secret,
+                background: self.background,
+            });
         }
         drop(slot);
         self.entry.flight_done.notify_all();

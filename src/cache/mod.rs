@@ -17,6 +17,7 @@ mod snapshot;
 
 pub use entry::Entry;
 pub use key::{Key, RawKey, Request};
+pub use snapshot::CallerKey;
 
 use crate::error::Error;
 use crate::log::log;
@@ -35,10 +36,18 @@ pub struct Cache {
 
 impl Cache {
     /// Cache hit on the entry this thread used last, before the arguments are even validated
-    /// (bytes equal to a validated spelling are valid). `None`: take the full path.
-    #[inline]
-    pub fn recent_hit<R>(&self, st: &State, raw: &RawKey, f: impl FnOnce(&str) -> R) -> Option<R> {
-        snapshot::hit(st, self.epoch.load(Ordering::Acquire), raw, f)
+    /// (bytes equal to a validated spelling are valid). false: take the full path.
+    ///
+    /// # Safety
+    /// `key`'s strings are NUL-terminated and not NULL (user_id may be NULL).
+    #[inline(always)]
+    pub unsafe fn recent_hit(
+        &self,
+        st: &State,
+        key: &CallerKey,
+        f: impl FnOnce(&str) -> bool,
+    ) -> bool {
+        snapshot::hit(st, self.epoch.load(Ordering::Acquire), key, f)
     }
 
     /// Hand the caller's closure a valid access token: from the cache, or after one shared request.
