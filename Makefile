@@ -118,7 +118,6 @@ fuzz:
 ## is applied to a scratch copy (build/mutants/tree) and the suites run until one fails. Writes
 ## the score into TESTING.md. One mutation: make mutants MUTANTS_ARGS="--only hard-margin-halved".
 mutants:
-	@command -v rsync >/dev/null || { . scripts/common.sh; apt_install rsync; }
 	python3 scripts/mutants.py $(MUTANTS_ARGS)
 
 ## Many keys against a throttling emulator (not part of the test command): writes its section

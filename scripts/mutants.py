@@ -7,6 +7,7 @@ copy of the tree and run the test suites against it until one fails (caught) or 
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -27,14 +28,43 @@ SUITE_TIMEOUT = 900  # a hang is a catch too, but not a fast one
 BEGIN, END = "<!-- mutants:begin -->", "<!-- mutants:end -->"
 
 
+EXCLUDED = {"target", "build", ".git", os.path.join("fuzz", "target")}
+
+
 def sync_scratch():
-    """Scratch copy of the work tree; its target/ and build/ survive, so rebuilds are incremental."""
+    """Scratch copy of the work tree; its target/ and build/ survive, so rebuilds are incremental.
+    Plain Python (a fresh machine has no rsync): files copied with their mtimes when size or
+    mtime differ, files gone from the tree deleted from the copy."""
     os.makedirs(SCRATCH, exist_ok=True)
-    subprocess.run(
-        ["rsync", "-a", "--delete", "--exclude=/target", "--exclude=/build", "--exclude=/.git",
-         "--exclude=/fuzz/target", ROOT + "/", SCRATCH + "/"],
-        check=True,
-    )
+    seen = set()
+    for top, dirs, files in os.walk(ROOT):
+        rel_top = os.path.relpath(top, ROOT)
+        dirs[:] = [d for d in dirs if os.path.normpath(os.path.join(rel_top, d)) not in EXCLUDED]
+        for f in files:
+            rel = os.path.normpath(os.path.join(rel_top, f))
+            src, dst = os.path.join(ROOT, rel), os.path.join(SCRATCH, rel)
+            seen.add(rel)
+            a = os.lstat(src)
+            try:
+                b = os.lstat(dst)
+                if a.st_size == b.st_size and int(a.st_mtime) == int(b.st_mtime):
+                    continue
+            except FileNotFoundError:
+                pass
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            if os.path.islink(src):
+                if os.path.lexists(dst):
+                    os.remove(dst)
+                os.symlink(os.readlink(src), dst)
+            else:
+                shutil.copy2(src, dst)
+    for top, dirs, files in os.walk(SCRATCH):
+        rel_top = os.path.relpath(top, SCRATCH)
+        dirs[:] = [d for d in dirs if os.path.normpath(os.path.join(rel_top, d)) not in EXCLUDED]
+        for f in files:
+            rel = os.path.normpath(os.path.join(rel_top, f))
+            if rel not in seen:
+                os.remove(os.path.join(SCRATCH, rel))
 
 
 def apply(m):

@@ -76,7 +76,7 @@ fn renew(old: *mut State, generation: u64) -> &'static State {
         http: Mutex::new(None),
         stats: Stats::default(),
         renewals: Renewals::default(),
-        throttle: Throttle::default(),
+        throttle: parent.map_or_else(Throttle::default, |p| Throttle::inherit(&p.throttle)),
         store: parent.map_or_else(Default::default, |p| p.store.inherit()),
         setters: Mutex::new(()),
         previous: AtomicPtr::new(old),

@@ -132,6 +132,37 @@ impl Throttle {
         self.hosts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A child's throttle after fork: the parent's pauses and learnt rates, so a prefork
+    /// server's workers do not each send into a pause the server asked for. Taken only if no
+    /// thread held the lock at the fork (it would never be let go); a probe the parent had out
+    /// is the child's to send again.
+    pub fn inherit(parent: &Throttle) -> Throttle {
+        let hosts = match parent.hosts.try_lock() {
+            Ok(h) => h
+                .iter()
+                .map(|(base, h)| {
+                    let probe = match h.probe {
+                        Probe::InFlight => Probe::Needed,
+                        p => p,
+                    };
+                    (
+                        base.clone(),
+                        Host {
+                            probe,
+                            ok: h.ok.clone(),
+                            ..*h
+                        },
+                    )
+                })
+                .collect(),
+            Err(_) => HashMap::new(),
+        };
+        Throttle {
+            hosts: Mutex::new(hosts),
+            changed: Condvar::new(),
+        }
+    }
+
     /// Wait until a request to `base` may be sent, or fail at once (SERVER, nothing sent) if
     /// that is past `deadline`.
     pub fn admit(&self, stats: &Stats, base: &BaseUrl, deadline: Instant) -> Result<Ticket, Error> {

@@ -121,19 +121,3 @@ fn wrong_secret_callers_share_one_flight() {
     );
     assert_eq!(token(&url, None).unwrap(), good);
 }
-
-/// A process that asks for many keys does not keep an entry per key forever: entries holding
-/// nothing (here: refused clients) are dropped once there are many.
-#[test]
-fn entries_holding_nothing_are_pruned() {
-    let emu = emulator(0, 3600);
-    let url = emu.url();
-    for i in 0..1100 {
-        let (rc, _, _) =
-            common::token(&url, &format!("no-such-client-{i}"), SECRET, None).unwrap_err();
-        assert_eq!(rc, FINDITY_ERR_AUTH);
-    }
-    token(&url, None).unwrap();
-    let n = findity::state::state().cache.len();
-    assert!(n <= 1025, "{n} entries kept");
-}

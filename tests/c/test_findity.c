@@ -726,6 +726,31 @@ static void test_fork(void) {
     emu_stop(&e);
 }
 
+/* A child forked while the parent's host is paused (429 with Retry-After) keeps the pause: the
+ * workers of a prefork server must not each send into a throttle the server asked for. */
+static void test_fork_keeps_throttle_pause(void) {
+    emu_t e;
+    start(&e, NULL, NULL);
+    char t[TOKEN_MAX];
+    CHECK(findity_set_option("timeout_ms", "2000") == FINDITY_OK, "%s", last_error());
+    emu_ctl(&e, "/_emulator/fault?kind=429&retry_after=30");
+    /* The pause (30 s) outlasts the deadline (2 s): SERVER after the one request. */
+    CHECK(org(&e, t) == FINDITY_ERR_SERVER, "throttled: %s", last_error());
+    long sent = emu_stat(&e, "client_credentials");
+    CHECK(sent == 1, "one request before the pause (%ld)", sent);
+    child_t c = fork_child();
+    if (c.pid == 0) {
+        char ct[TOKEN_MAX];
+        uint32_t rc = org(&e, ct);
+        child_exit(c, rc == FINDITY_ERR_SERVER && strstr(last_error(), "throttl") != NULL);
+    }
+    CHECK(child_wait(c) == 1, "the child failed at once with SERVER, naming the throttle");
+    CHECK(emu_stat(&e, "client_credentials") == sent, "the child sent nothing into the pause (%ld)",
+          emu_stat(&e, "client_credentials"));
+    findity_set_option("timeout_ms", "");
+    emu_stop(&e);
+}
+
 /* findity_invalidate_token drops the cached token only if it is still the rejected one: N threads
  * reporting a 401 for the same token cause one renewal, and a 401 for an old token leaves the
  * fresh one alone. */
@@ -1056,6 +1081,7 @@ int main(int argc, char **argv) {
         {"valid_token_survives_outage", test_valid_token_survives_outage},
         {"tls_with_ca_file", test_tls_with_ca_file},
         {"fork", test_fork},
+        {"fork_keeps_throttle_pause", test_fork_keeps_throttle_pause},
         {"invalidate_token", test_invalidate_token},
         {"fork_under_contention", test_fork_under_contention},
         {"clear_cache", test_clear_cache},
