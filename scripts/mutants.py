@@ -33,38 +33,64 @@ EXCLUDED = {"target", "build", ".git", os.path.join("fuzz", "target")}
 
 def sync_scratch():
     """Scratch copy of the work tree; its target/ and build/ survive, so rebuilds are incremental.
-    Plain Python (a fresh machine has no rsync): files copied with their mtimes when size or
-    mtime differ, files gone from the tree deleted from the copy."""
+    Plain Python (a fresh machine has no rsync). A file is copied when its bytes differ, and gets
+    the time of the copy as its mtime, so cargo rebuilds what changed (the file a previous
+    mutation changed included, whichever crate the next one is in); whatever is gone from the
+    tree, or changed kind (file, link, directory), is removed from the copy first."""
     os.makedirs(SCRATCH, exist_ok=True)
-    seen = set()
+    wanted = {}  # relative path -> ("dir" | "file" | "link", link target)
     for top, dirs, files in os.walk(ROOT):
         rel_top = os.path.relpath(top, ROOT)
-        dirs[:] = [d for d in dirs if os.path.normpath(os.path.join(rel_top, d)) not in EXCLUDED]
+        keep = []
+        for d in dirs:
+            rel = os.path.normpath(os.path.join(rel_top, d))
+            if rel in EXCLUDED:
+                continue
+            if os.path.islink(os.path.join(top, d)):
+                wanted[rel] = ("link", os.readlink(os.path.join(top, d)))
+            else:
+                wanted[rel] = ("dir", None)
+                keep.append(d)
+        dirs[:] = keep
         for f in files:
+            path = os.path.join(top, f)
             rel = os.path.normpath(os.path.join(rel_top, f))
-            src, dst = os.path.join(ROOT, rel), os.path.join(SCRATCH, rel)
-            seen.add(rel)
-            a = os.lstat(src)
+            wanted[rel] = ("link", os.readlink(path)) if os.path.islink(path) else ("file", None)
+    # Remove what is not wanted, or not of the wanted kind (deepest first).
+    for top, dirs, files in os.walk(SCRATCH, topdown=False):
+        rel_top = os.path.relpath(top, SCRATCH)
+        for name in files + dirs:
+            rel = os.path.normpath(os.path.join(rel_top, name))
+            if rel in EXCLUDED or any(rel.startswith(e + os.sep) for e in EXCLUDED):
+                continue
+            path = os.path.join(SCRATCH, rel)
+            kind = "link" if os.path.islink(path) else "dir" if os.path.isdir(path) else "file"
+            want = wanted.get(rel)
+            if want is None or want[0] != kind or (kind == "link" and want[1] != os.readlink(path)):
+                if kind == "dir":
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
+    for rel, (kind, target) in sorted(wanted.items()):
+        dst = os.path.join(SCRATCH, rel)
+        if kind == "dir":
+            os.makedirs(dst, exist_ok=True)
+        elif kind == "link":
+            if not os.path.lexists(dst):
+                os.symlink(target, dst)
+        else:
+            src = os.path.join(ROOT, rel)
+            with open(src, "rb") as f:
+                data = f.read()
             try:
-                b = os.lstat(dst)
-                if a.st_size == b.st_size and int(a.st_mtime) == int(b.st_mtime):
-                    continue
+                with open(dst, "rb") as f:
+                    if f.read() == data:
+                        continue
             except FileNotFoundError:
                 pass
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            if os.path.islink(src):
-                if os.path.lexists(dst):
-                    os.remove(dst)
-                os.symlink(os.readlink(src), dst)
-            else:
-                shutil.copy2(src, dst)
-    for top, dirs, files in os.walk(SCRATCH):
-        rel_top = os.path.relpath(top, SCRATCH)
-        dirs[:] = [d for d in dirs if os.path.normpath(os.path.join(rel_top, d)) not in EXCLUDED]
-        for f in files:
-            rel = os.path.normpath(os.path.join(rel_top, f))
-            if rel not in seen:
-                os.remove(os.path.join(SCRATCH, rel))
+            with open(dst, "wb") as f:
+                f.write(data)
+            shutil.copymode(src, dst)
 
 
 def apply(m):

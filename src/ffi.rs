@@ -528,7 +528,12 @@ unsafe fn snapshot_hit(
     catch_unwind(AssertUnwindSafe(|| {
         let st = state();
         // SAFETY: NULLs checked above; the caller promised NUL-terminated strings.
-        unsafe { st.cache.recent_hit(st, &key, |t| out.put(t).is_ok()) }
+        // A buffer too small is the full path's to report: nothing written here, not even
+        // out_len (outputs are written on success or FINDITY_ERR_BUFFER_TOO_SMALL only).
+        unsafe {
+            st.cache
+                .recent_hit(st, &key, |t| t.len() < buf_len && out.put(t).is_ok())
+        }
     }))
     .unwrap_or(false)
 }

@@ -82,12 +82,12 @@ pub unsafe fn xor_diff_raw(a: *const u8, b: *const u8, n: usize) -> u64 {
 /// early exit. An empty asm statement keeps it in a register (black_box goes through memory).
 #[inline(always)]
 pub fn opaque(mut v: u64) -> u64 {
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "x86"))]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     // SAFETY: an empty asm statement; it only claims to read and write the register.
     unsafe {
         std::arch::asm!("/* {0} */", inout(reg) v, options(pure, nomem, nostack, preserves_flags));
     }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "x86")))]
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         v = std::hint::black_box(v);
     }

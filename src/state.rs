@@ -4,7 +4,9 @@
 //! locked forever and the HTTP client's runtime thread is gone. So the child never touches the
 //! parent's state again: the first call in the child builds a fresh state, copying (with
 //! try_lock only) the parent's still-valid access tokens, but never its refresh tokens, which
-//! the parent may still use. The old state is leaked on purpose: dropping it could block.
+//! the parent may still use, and each host's throttle (a pause the server asked for holds in
+//! every worker of a prefork server). The old state is leaked on purpose: dropping it could
+//! block.
 //!
 //! Locks here and in the cache are std's (futexes on Linux): a lock word belongs to its own
 //! state only. parking_lot parks threads in one process-wide table whose bucket locks a fork

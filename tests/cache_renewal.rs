@@ -1,6 +1,7 @@
 //! Cache renewal against the in-process emulator: what happens to refresh tokens across outages.
 //! (Many threads mixing keys with short lifetimes: tests/soak.rs.)
-//! (Each test binary is one process: the options set here affect only this file's tests.)
+//! (Each test binary is one process: the options set here affect only this file's tests, and
+//! findity_clear_cache would clear the others' entries: see tests/clear_in_flight.rs.)
 
 mod common;
 
@@ -55,34 +56,6 @@ fn unsent_refresh_token_is_kept_through_an_outage() {
     let s = emu.stats();
     assert_eq!(s.refresh_token, 1, "the kept refresh token was tried");
     assert_eq!(s.client_credentials, 1, "then the fallback");
-}
-
-/// clear_cache while this thread's request is in flight: the token that request brings back is
-/// not kept, and a later invalidate reaches whatever this thread is served next (a snapshot of
-/// the orphaned entry would survive every invalidate: a connector looping on 401s).
-#[test]
-fn clear_during_a_request_then_invalidate() {
-    let emu = emulator(0, 3600);
-    emu.set_latency(400);
-    let url = emu.url();
-    let caller = {
-        let url = url.clone();
-        std::thread::spawn(move || {
-            let t1 = token(&url, None).unwrap();
-            let t2 = token(&url, None).unwrap();
-            invalidate(&url, None);
-            let t3 = token(&url, None).unwrap();
-            (t1, t2, t3)
-        })
-    };
-    std::thread::sleep(Duration::from_millis(150));
-    findity_clear_cache();
-    let (t1, t2, t3) = caller.join().unwrap();
-    assert_ne!(t2, t1, "the token of a request cleared in flight was kept");
-    assert_ne!(
-        t3, t2,
-        "invalidate did not reach the token this thread was served"
-    );
 }
 
 /// Callers presenting a wrong secret share one request (and its refusal), never get the cached

@@ -67,10 +67,15 @@ struct Failure {
     error: Error,
     /// The client secret the flight was made with: only waiters with that secret share it.
     secret: Secret,
-    /// A background renewal stops retrying at the token's hard margin, far earlier than a
-    /// caller's timeout_ms: a caller that waited for one leads its own flight instead.
-    background: bool,
+    /// Until when the flight would have retried: a caller's deadline, or for a background
+    /// renewal the token's hard margin (far earlier than a caller's timeout_ms).
+    tried_until: Instant,
 }
+
+/// A waiter whose deadline is more than this past the one of the flight it waited for tries
+/// again itself after a failure worth retrying, rather than share it: callers that arrive
+/// together share one failure, a caller behind a background renewal does not.
+const SHARE_SLACK: Duration = Duration::from_secs(1);
 
 /// What `Entry::get` hands back: the caller's result, or its closure if the entry was retired
 /// meanwhile (the caller looks the key up again and retries).
@@ -198,12 +203,14 @@ impl Entry {
                     .unwrap_or_else(|e| e.into_inner());
                 slot = s;
                 if slot.flights != seen {
-                    // Share the failure of the flight we waited for if it was a caller's, made
-                    // with our secret, and left no usable token; otherwise look again (and lead
-                    // a flight of our own if still needed).
+                    // Share the failure of the flight we waited for if it was made with our
+                    // secret, left no usable token, and was final or tried about as long as we
+                    // may; otherwise look again (and lead a flight of our own if still needed).
                     let usable = slot.usable(secret, Instant::now()).is_some();
                     if let (Some(f), false) = (&slot.last_error, usable) {
-                        if !f.background && f.secret.ct_eq(secret) {
+                        let tried_enough =
+                            !f.error.retryable || f.tried_until + SHARE_SLACK >= deadline;
+                        if tried_enough && f.secret.ct_eq(secret) {
                             return Ok(Err(f.error.clone()));
                         }
                     }
@@ -216,7 +223,13 @@ impl Entry {
                 continue;
             }
             // Idle, or queued for a worker: lead a flight in this thread (a queued renewal is
-            // taken over, so nobody ever waits for a worker).
+            // taken over, so nobody ever waits for a worker), if time is left for one.
+            if Instant::now() >= deadline {
+                return Ok(Err(Error::new(
+                    Status::Network,
+                    "no token within timeout_ms: the request in flight for this key failed and no time was left to try again",
+                )));
+            }
             stats::inc(&st.stats.misses);
             let own = slot.secret.ct_eq(secret);
             slot.flight = Flight::Running;
@@ -226,7 +239,7 @@ impl Entry {
             let flight = FlightGuard {
                 entry: self,
                 secret: Some(flight_secret.clone()),
-                background: false,
+                tried_until: deadline,
             };
             drop(slot);
             let (result, unused) = store::renew(
@@ -345,7 +358,7 @@ impl Entry {
         let flight = FlightGuard {
             entry: self,
             secret: Some(secret.clone()),
-            background: true,
+            tried_until: usable_until,
         };
         log!(
             Info,
@@ -455,8 +468,8 @@ struct FlightGuard<'a> {
     entry: &'a Arc<Entry>,
     /// Taken when the flight lands.
     secret: Option<Secret>,
-    /// Run by a renewal worker, not by a caller.
-    background: bool,
+    /// See Failure::tried_until.
+    tried_until: Instant,
 }
 
 impl FlightGuard<'_> {
@@ -468,7 +481,7 @@ impl FlightGuard<'_> {
     ) -> Result<(), Error> {
         let mut this = self;
         let secret = this.secret.take().expect("a flight lands once");
-        let (entry, background) = (this.entry, this.background);
+        let (entry, tried_until) = (this.entry, this.tried_until);
         // Landed: the abort path in Drop must not run (nothing is left in `this` to free).
         std::mem::forget(this);
         let own = slot.secret.ct_eq(secret.expose());
@@ -500,7 +513,7 @@ impl FlightGuard<'_> {
                 slot.last_error = Some(Failure {
                     error: e.clone(),
                     secret,
-                    background,
+                    tried_until,
                 });
                 Err(e)
             }
@@ -527,7 +540,7 @@ impl Drop for FlightGuard<'_> {
             slot.last_error = Some(Failure {
                 error: Error::internal("token request aborted by an internal error"),
                 secret,
-                background: self.background,
+                tried_until: self.tried_until,
             });
         }
         drop(slot);

@@ -79,7 +79,8 @@ thread_local! {
 }
 
 /// Serve this thread's snapshot through `f` if it is for `key` and still good; `f` says
-/// whether it could hand the token out. `epoch`: the cache's now. false: take the full path.
+/// whether it handed the token out (only then is it a hit). `epoch`: the cache's now. false:
+/// take the full path.
 ///
 /// # Safety
 /// As [`Snapshot::serves`].
@@ -104,12 +105,12 @@ pub unsafe fn hit(st: &State, epoch: u64, key: &CallerKey, f: impl FnOnce(&str) 
                 *recent = None;
                 return false;
             }
-            if !r.serves(key) {
+            if !r.serves(key) || !f(r.token()) {
                 return false;
             }
             r.entry.touch(now);
             st.stats.hit_on(r.shard);
-            f(r.token())
+            true
         })
         .unwrap_or(false)
 }
