@@ -137,14 +137,17 @@ Notes
   through the hit's frame) and callgrind 388 instructions per hit. Now the snapshot is tried
   before the full path in a frame of its own, the key is one NUL-separated copy compared with
   strcmp and the secret with one constant-time pass: 327 instructions, 2.0× side by side with
-  the old build. Thread-locals use TLS descriptors (\`.cargo/config.toml\`: one indirect call
-  returning an offset instead of \`__tls_get_addr\`).
+  the old build. Tried and left out: thread-locals through TLS descriptors (\`-C
+  llvm-args=-enable-tlsdesc\`: 2.06× → 1.83× side by side), because glibc before 2.39 does not
+  preserve vector registers in their dynamic path (bug 31372), which a dlopen()ed library
+  (Python, Mono) can take; and a pthread key instead of a thread_local (no faster in Rust).
 - This VM's ratio moves with the host's load: the hit (more instructions, throughput-bound)
   slows about twice as much as the floor (two atomic operations, latency-bound) when the host is
-  busy. A C version of the same design (thread-local snapshot, coarse clock, strcmp, a
-  constant-time secret compare; scripts not kept) measured 1.5–1.9× the floor in the same
-  conditions, so what remains is the design's price: the thread-local lookup, the expiry
-  check (row 1′) and the call into a shared object.
+  busy; in five alternate runs of bench_cache it was 1.70–2.11× (median 1.72×). A C version of
+  the same design (thread-local snapshot, coarse clock, strcmp, a constant-time secret compare;
+  not kept) measured 1.5–1.9× the floor in the same conditions, so what remains is the design's
+  price: the thread-local lookup through \`__tls_get_addr\`, the expiry check (row 1′) and the
+  call into a shared object.
 - Row 3, 2 s tokens: the renewal window is min(300 s, 50 % of the lifetime) (the core issue's
   rule), so a 2 s token is renewed after 1 s: one request per key per *renewal interval*, about
   two per lifetime. With Findity's 3600 s tokens the interval is 3300 s (1.09 requests per
