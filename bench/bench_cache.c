@@ -27,9 +27,9 @@ static long long floor_expires_ns;
 
 static int floor_get(const char *b, const char *id, const char *s, char *out, int check_expiry) {
     int ok = 0;
-    pthread_mutex_lock(&floor_mu);
     struct timespec ts = {0, 0};
-    if (check_expiry) clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    if (check_expiry) clock_gettime(CLOCK_MONOTONIC_COARSE, &ts); /* outside the lock */
+    pthread_mutex_lock(&floor_mu);
     if ((!check_expiry || ts.tv_sec * 1000000000LL + ts.tv_nsec < floor_expires_ns) &&
         strcmp(b, floor_base) == 0 && strcmp(id, floor_id) == 0 && strcmp(s, floor_secret) == 0) {
         memcpy(out, floor_token, 128);

@@ -31,66 +31,64 @@ BEGIN, END = "<!-- mutants:begin -->", "<!-- mutants:end -->"
 EXCLUDED = {"target", "build", ".git", os.path.join("fuzz", "target")}
 
 
-def sync_scratch():
-    """Scratch copy of the work tree; its target/ and build/ survive, so rebuilds are incremental.
-    Plain Python (a fresh machine has no rsync). A file is copied when its bytes differ, and gets
-    the time of the copy as its mtime, so cargo rebuilds what changed (the file a previous
-    mutation changed included, whichever crate the next one is in); whatever is gone from the
-    tree, or changed kind (file, link, directory), is removed from the copy first."""
-    os.makedirs(SCRATCH, exist_ok=True)
-    wanted = {}  # relative path -> ("dir" | "file" | "link", link target)
-    for top, dirs, files in os.walk(ROOT):
-        rel_top = os.path.relpath(top, ROOT)
+def tree(top):
+    """{relative path: (kind, link target)} of a tree, EXCLUDED pruned (directories, files or
+    links of those names alike); kinds: dir, file, link (anything else is skipped)."""
+    out = {}
+    for here, dirs, files in os.walk(top):
+        rel_here = os.path.relpath(here, top)
         keep = []
-        for d in dirs:
-            rel = os.path.normpath(os.path.join(rel_top, d))
+        for name in dirs + files:
+            rel = os.path.normpath(os.path.join(rel_here, name))
+            path = os.path.join(here, name)
             if rel in EXCLUDED:
                 continue
-            if os.path.islink(os.path.join(top, d)):
-                wanted[rel] = ("link", os.readlink(os.path.join(top, d)))
-            else:
-                wanted[rel] = ("dir", None)
-                keep.append(d)
-        dirs[:] = keep
-        for f in files:
-            path = os.path.join(top, f)
-            rel = os.path.normpath(os.path.join(rel_top, f))
-            wanted[rel] = ("link", os.readlink(path)) if os.path.islink(path) else ("file", None)
-    # Remove what is not wanted, or not of the wanted kind (deepest first).
-    for top, dirs, files in os.walk(SCRATCH, topdown=False):
-        rel_top = os.path.relpath(top, SCRATCH)
-        for name in files + dirs:
-            rel = os.path.normpath(os.path.join(rel_top, name))
-            if rel in EXCLUDED or any(rel.startswith(e + os.sep) for e in EXCLUDED):
-                continue
+            if os.path.islink(path):
+                out[rel] = ("link", os.readlink(path))
+            elif os.path.isdir(path):
+                out[rel] = ("dir", None)
+                keep.append(name)
+            elif os.path.isfile(path):
+                out[rel] = ("file", None)
+        dirs[:] = [d for d in dirs if d in keep]
+    return out
+
+
+def sync_scratch():
+    """Scratch copy of the work tree; its target/ and build/ survive, so rebuilds are incremental.
+    Plain Python (a fresh machine has no rsync). A file is rewritten when its bytes differ, and
+    then gets the time of the copy as its mtime, so cargo rebuilds what changed (the file a
+    previous mutation changed included, whichever crate the next one is in); its mode follows
+    the tree's. Whatever is gone from the tree, or changed kind, is removed from the copy first."""
+    os.makedirs(SCRATCH, exist_ok=True)
+    wanted, have = tree(ROOT), tree(SCRATCH)
+    for rel in sorted(have, key=lambda r: r.count(os.sep), reverse=True):
+        if wanted.get(rel) != have[rel]:  # gone, another kind, or a link elsewhere
             path = os.path.join(SCRATCH, rel)
-            kind = "link" if os.path.islink(path) else "dir" if os.path.isdir(path) else "file"
-            want = wanted.get(rel)
-            if want is None or want[0] != kind or (kind == "link" and want[1] != os.readlink(path)):
-                if kind == "dir":
-                    shutil.rmtree(path)
-                else:
-                    os.remove(path)
+            if have[rel][0] == "dir":
+                shutil.rmtree(path, ignore_errors=True)
+            elif os.path.lexists(path):
+                os.remove(path)
     for rel, (kind, target) in sorted(wanted.items()):
-        dst = os.path.join(SCRATCH, rel)
+        src, dst = os.path.join(ROOT, rel), os.path.join(SCRATCH, rel)
         if kind == "dir":
             os.makedirs(dst, exist_ok=True)
         elif kind == "link":
             if not os.path.lexists(dst):
                 os.symlink(target, dst)
         else:
-            src = os.path.join(ROOT, rel)
             with open(src, "rb") as f:
                 data = f.read()
             try:
                 with open(dst, "rb") as f:
-                    if f.read() == data:
-                        continue
+                    same = f.read() == data
             except FileNotFoundError:
-                pass
-            with open(dst, "wb") as f:
-                f.write(data)
-            shutil.copymode(src, dst)
+                same = False
+            if not same:
+                with open(dst, "wb") as f:
+                    f.write(data)
+            if os.stat(src).st_mode & 0o7777 != os.stat(dst).st_mode & 0o7777:
+                shutil.copymode(src, dst)
 
 
 def apply(m):

@@ -36,16 +36,21 @@ pub fn no_retry_after<R>(until: Instant, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// The last moment a retry may start on this thread for a request with `deadline`: the
+/// deadline, or earlier inside `no_retry_after`.
+pub fn horizon(deadline: Instant) -> Instant {
+    RETRY_UNTIL
+        .try_with(Cell::get)
+        .ok()
+        .flatten()
+        .map_or(deadline, |u| u.min(deadline))
+}
+
 impl Backoff {
     pub fn new(deadline: Instant) -> Backoff {
-        let retry_until = RETRY_UNTIL
-            .try_with(Cell::get)
-            .ok()
-            .flatten()
-            .map_or(deadline, |u| u.min(deadline));
         Backoff {
             attempt: 0,
-            retry_until,
+            retry_until: horizon(deadline),
         }
     }
 

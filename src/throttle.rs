@@ -22,7 +22,7 @@ use crate::base_url::BaseUrl;
 use crate::error::{Delivery, Error, Status};
 use crate::stats::{inc, Stats};
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Longest pause believed from one Retry-After.
@@ -137,26 +137,29 @@ impl Throttle {
     /// thread held the lock at the fork (it would never be let go); a probe the parent had out
     /// is the child's to send again.
     pub fn inherit(parent: &Throttle) -> Throttle {
-        let hosts = match parent.hosts.try_lock() {
-            Ok(h) => h
-                .iter()
-                .map(|(base, h)| {
-                    let probe = match h.probe {
-                        Probe::InFlight => Probe::Needed,
-                        p => p,
-                    };
-                    (
-                        base.clone(),
-                        Host {
-                            probe,
-                            ok: h.ok.clone(),
-                            ..*h
-                        },
-                    )
-                })
-                .collect(),
-            Err(_) => HashMap::new(),
+        let held = match parent.hosts.try_lock() {
+            Ok(h) => h,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Throttle::default(),
         };
+        // A probe the parent had out answers to the parent only: the child's is needed (else
+        // it would wait for the write-off, 2 * MAX_PAUSE), at the cost of one more probe from
+        // each child that asks while the parent's is out.
+        let hosts = held
+            .iter()
+            .map(|(base, h)| {
+                let probe = match h.probe {
+                    Probe::InFlight => Probe::Needed,
+                    p => p,
+                };
+                let host = Host {
+                    probe,
+                    ok: h.ok.clone(),
+                    ..*h
+                };
+                (base.clone(), host)
+            })
+            .collect();
         Throttle {
             hosts: Mutex::new(hosts),
             changed: Condvar::new(),

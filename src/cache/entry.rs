@@ -3,7 +3,7 @@
 //! and background renewal (queued to the renewal workers while the current token is served).
 
 use super::key::Key;
-use crate::error::{Error, Status};
+use crate::error::{Delivery, Error, Status};
 use crate::log::log;
 use crate::retry;
 use crate::secret::Secret;
@@ -67,14 +67,25 @@ struct Failure {
     error: Error,
     /// The client secret the flight was made with: only waiters with that secret share it.
     secret: Secret,
-    /// Until when the flight would have retried: a caller's deadline, or for a background
-    /// renewal the token's hard margin (far earlier than a caller's timeout_ms).
+    /// Until when the flight would have retried (crate::retry::horizon): its deadline, or for
+    /// a background renewal (and the flights it starts) the token's hard margin, far earlier
+    /// than a caller's timeout_ms.
     tried_until: Instant,
 }
 
-/// A waiter whose deadline is more than this past the one of the flight it waited for tries
-/// again itself after a failure worth retrying, rather than share it: callers that arrive
-/// together share one failure, a caller behind a background renewal does not.
+impl Failure {
+    /// Whether a caller that waited for this flight, with `deadline`, gets its failure rather
+    /// than try again: the server's final word (an answer not worth retrying), or a flight
+    /// that tried about as long as the caller may. So callers arriving together share one
+    /// failure, and a caller behind a background renewal, or behind a leader whose deadline
+    /// (a throttle pause, a timeout) ran out well before its own, tries itself.
+    fn shared_with(&self, secret: &str, deadline: Instant) -> bool {
+        let final_answer = !self.error.retryable && self.error.delivery == Delivery::Answered;
+        (final_answer || self.tried_until + SHARE_SLACK >= deadline) && self.secret.ct_eq(secret)
+    }
+}
+
+/// How much later than the flight's own a waiter's deadline may be and still share its failure.
 const SHARE_SLACK: Duration = Duration::from_secs(1);
 
 /// What `Entry::get` hands back: the caller's result, or its closure if the entry was retired
@@ -208,9 +219,7 @@ impl Entry {
                     // may; otherwise look again (and lead a flight of our own if still needed).
                     let usable = slot.usable(secret, Instant::now()).is_some();
                     if let (Some(f), false) = (&slot.last_error, usable) {
-                        let tried_enough =
-                            !f.error.retryable || f.tried_until + SHARE_SLACK >= deadline;
-                        if tried_enough && f.secret.ct_eq(secret) {
+                        if f.shared_with(secret, deadline) {
                             return Ok(Err(f.error.clone()));
                         }
                     }
@@ -239,7 +248,7 @@ impl Entry {
             let flight = FlightGuard {
                 entry: self,
                 secret: Some(flight_secret.clone()),
-                tried_until: deadline,
+                tried_until: crate::retry::horizon(deadline),
             };
             drop(slot);
             let (result, unused) = store::renew(
@@ -355,10 +364,11 @@ impl Entry {
             .as_ref()
             .map_or(Duration::ZERO, |t| t.remaining(now));
         drop(slot);
+        let deadline = now + st.options().timeout;
         let flight = FlightGuard {
             entry: self,
             secret: Some(secret.clone()),
-            tried_until: usable_until,
+            tried_until: usable_until.min(deadline),
         };
         log!(
             Info,
@@ -366,7 +376,6 @@ impl Entry {
             self.key,
             left.as_secs_f64()
         );
-        let deadline = now + st.options().timeout;
         let (result, unused) = crate::retry::no_retry_after(usable_until, || {
             store::renew(
                 st,
