@@ -143,7 +143,8 @@ Notes
   (Python, Mono) can take; and a pthread key instead of a thread_local (no faster in Rust).
 - This VM's ratio moves with the host's load: the hit (more instructions, throughput-bound)
   slows about twice as much as the floor (two atomic operations, latency-bound) when the host is
-  busy; in five alternate runs of bench_cache it was 1.70–2.11× (median 1.72×). A C version of
+  busy; in five alternate runs of bench_cache it was 1.70–2.11× (median 1.72×), in six
+  later runs, the host busier (the floor at 29 ns, not 18–25), 2.03–2.23×. A C version of
   the same design (thread-local snapshot, coarse clock, strcmp, a constant-time secret compare;
   not kept) measured 1.5–1.9× the floor in the same conditions, so what remains is the design's
   price: the thread-local lookup through \`__tls_get_addr\`, the expiry check (row 1′) and the
