@@ -119,18 +119,6 @@ pub unsafe extern "C" fn findity_get_token(
     buf_len: usize,
     out_len: *mut usize,
 ) -> u32 {
-    let organization = std::ptr::null();
-    if snapshot_hit(
-        base_url,
-        client_id,
-        client_secret,
-        organization,
-        buf,
-        buf_len,
-        out_len,
-    ) {
-        return FINDITY_OK;
-    }
     token_call(
         base_url,
         client_id,
@@ -160,26 +148,11 @@ pub unsafe extern "C" fn findity_user_token(
     buf_len: usize,
     out_len: *mut usize,
 ) -> u32 {
-    // A NULL user_id is an error here, never the organization token: the full path says so.
-    if !user_id.is_null()
-        && snapshot_hit(
-            base_url,
-            client_id,
-            client_secret,
-            user_id,
-            buf,
-            buf_len,
-            out_len,
-        )
-    {
-        return FINDITY_OK;
-    }
-    let user = Some(user_id);
     token_call(
         base_url,
         client_id,
         client_secret,
-        user,
+        Some(user_id),
         buf,
         buf_len,
         out_len,
@@ -480,8 +453,51 @@ fn boundary(f: impl FnOnce() -> Result<(), Error>) -> u32 {
     status.status as u32
 }
 
-/// The body of both token functions: `user_id` None for the organization token.
+/// The body of both token functions (`user_id` None for the organization token): this
+/// thread's snapshot, else the full path.
+#[inline(always)]
 unsafe fn token_call(
+    base_url: *const c_char,
+    client_id: *const c_char,
+    client_secret: *const c_char,
+    user_id: Option<*const c_char>,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> u32 {
+    // A NULL user_id is an error for findity_user_token, never the organization token: the
+    // full path says so.
+    let snapshot_user = match user_id {
+        None => Some(std::ptr::null()),
+        Some(u) => (!u.is_null()).then_some(u),
+    };
+    if let Some(user) = snapshot_user {
+        if snapshot_hit(
+            base_url,
+            client_id,
+            client_secret,
+            user,
+            buf,
+            buf_len,
+            out_len,
+        ) {
+            return FINDITY_OK;
+        }
+    }
+    full_token_call(
+        base_url,
+        client_id,
+        client_secret,
+        user_id,
+        buf,
+        buf_len,
+        out_len,
+    )
+}
+
+/// The full path of the token functions, outside the snapshot's frame.
+#[inline(never)]
+unsafe fn full_token_call(
     base_url: *const c_char,
     client_id: *const c_char,
     client_secret: *const c_char,
