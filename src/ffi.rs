@@ -515,6 +515,8 @@ unsafe fn full_token_call(
 /// The cache hit of the token calls: this thread's snapshot, tried first and in a small frame
 /// of its own that carries no Result<_, Error> (inside the full path's frame, moving one cost
 /// a store-forwarding stall and spills worth half the hit; perf annotate, bench/bench_cache.c).
+/// It runs outside the panic boundary because nothing in it can panic (see
+/// crate::cache::snapshot::hit; a state not built yet is the full path's to build).
 /// `user_id` NULL: the organization token. false: take the full path, which also reports every
 /// error (a NULL, a buffer too small).
 #[inline(always)]
@@ -530,6 +532,9 @@ unsafe fn snapshot_hit(
     if base_url.is_null() || client_id.is_null() || client_secret.is_null() || buf.is_null() {
         return false;
     }
+    let Some(st) = crate::state::current() else {
+        return false;
+    };
     let key = CallerKey {
         base_url,
         client_id,
@@ -541,17 +546,11 @@ unsafe fn snapshot_hit(
         len: buf_len,
         out_len,
     };
-    catch_unwind(AssertUnwindSafe(|| {
-        let st = state();
-        // SAFETY: NULLs checked above; the caller promised NUL-terminated strings.
-        // A buffer too small is the full path's to report: nothing written here, not even
-        // out_len (outputs are written on success or FINDITY_ERR_BUFFER_TOO_SMALL only).
-        unsafe {
-            st.cache
-                .recent_hit(st, &key, |t| t.len() < buf_len && out.put(t).is_ok())
-        }
-    }))
-    .unwrap_or(false)
+    // SAFETY: NULLs checked above; the caller promised NUL-terminated strings.
+    // A buffer too small is the full path's to report: nothing written here, not even
+    // out_len (outputs are written on success or FINDITY_ERR_BUFFER_TOO_SMALL only).
+    st.cache
+        .recent_hit(st, &key, |t| t.len() < buf_len && out.put(t).is_ok())
 }
 
 /// The caller's key as bytes (NULL checks only; a cache hit needs no more). Always inlined: as a

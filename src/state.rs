@@ -45,6 +45,16 @@ static STATE: AtomicPtr<State> = AtomicPtr::new(std::ptr::null_mut());
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 static ATFORK_REGISTERED: AtomicBool = AtomicBool::new(false);
 
+/// The state, if this process (after fork: this child) has built one; never builds it, so it
+/// cannot panic or allocate: the cache hit, which runs outside the panic boundary, uses it.
+#[inline(always)]
+pub fn current() -> Option<&'static State> {
+    let p = STATE.load(Ordering::Acquire);
+    // SAFETY: states are leaked, never freed, so a non-null pointer stays valid.
+    let s = unsafe { p.as_ref() }?;
+    (s.fork_generation == FORK_GENERATION.load(Ordering::Acquire)).then_some(s)
+}
+
 /// The current process's state; cheap: two atomic loads once initialised.
 pub fn state() -> &'static State {
     let p = STATE.load(Ordering::Acquire);

@@ -61,6 +61,7 @@ impl Cache {
         // Read before the entry is looked up: if clear() runs meanwhile, the snapshot taken
         // after the request is already outdated and is never served.
         let epoch = self.epoch.load(Ordering::Acquire);
+        snapshot::forget_outdated(st, epoch);
         let mut spelling = Vec::new();
         raw.spell(&mut spelling);
         let deadline = Instant::now() + st.options().timeout;
@@ -95,6 +96,7 @@ impl Cache {
         f: impl FnOnce(&str) -> R,
     ) -> Result<Option<R>, Error> {
         let raw = RawKey::from(req);
+        snapshot::forget_outdated(st, self.epoch.load(Ordering::Acquire));
         let mut spelling = Vec::new();
         raw.spell(&mut spelling);
         let entry = match self.index.by_spelling(&spelling) {

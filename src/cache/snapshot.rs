@@ -13,7 +13,7 @@ use super::key::RawKey;
 use crate::secret::{opaque, xor_diff_raw};
 use crate::state::State;
 use crate::token::coarse_now_ns;
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::ffi::c_char;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -66,6 +66,17 @@ impl Snapshot {
             && opaque(xor_diff_raw(c.client_secret.cast(), k.add(secret), n)) == 0
     }
 
+    /// Whether nothing outdated it: same process state, no clear() since, the entry's token
+    /// unchanged (a new token, invalidation, secret change or eviction bumps the version), and
+    /// fresh on the coarse clock.
+    #[inline(always)]
+    fn current(&self, st: &State, epoch: u64, now: u64) -> bool {
+        self.state == st as *const State as usize
+            && self.epoch == epoch
+            && self.entry.version.load(Ordering::Acquire) == self.version
+            && now < self.fresh_until
+    }
+
     #[inline(always)]
     fn token(&self) -> &str {
         // SAFETY: token_at <= bytes.len(), and the bytes from it were copied from a &str
@@ -75,95 +86,130 @@ impl Snapshot {
 }
 
 thread_local! {
-    static RECENT: RefCell<Option<Snapshot>> = const { RefCell::new(None) };
+    /// This thread's snapshot (a leaked Box; null: none). A plain pointer with no destructor,
+    /// so reading it is one thread-local load with no "alive?" check and cannot fail or
+    /// panic; only this thread reads or replaces it, and never while one of its own calls is
+    /// reading it (nothing on the hit path calls out to code that could call the library).
+    static RECENT: Cell<*mut Snapshot> = const { Cell::new(std::ptr::null_mut()) };
+    /// Frees RECENT's snapshot (wiping its copies) when the thread exits. Touched by install()
+    /// only, which registers its destructor; a thread past it keeps no snapshot.
+    static OWNER: Owner = const { Owner };
+}
+
+struct Owner;
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let _ = RECENT.try_with(|r| free(r.replace(std::ptr::null_mut())));
+    }
+}
+
+fn free(p: *mut Snapshot) {
+    if !p.is_null() {
+        // SAFETY: every non-null RECENT was made by Box::into_raw in install() and is freed
+        // only here, after being swapped out.
+        drop(unsafe { Box::from_raw(p) });
+    }
+}
+
+/// Make `new` this thread's snapshot (None: keep none); the old one is freed after the swap, so
+/// anything its drop runs sees a consistent slot.
+fn install(new: Option<Snapshot>) {
+    let new = match new {
+        // Only a thread whose OWNER can still free it keeps one (not one exiting).
+        Some(s) if OWNER.try_with(|_| ()).is_ok() => Box::into_raw(Box::new(s)),
+        _ => std::ptr::null_mut(),
+    };
+    if let Ok(old) = RECENT.try_with(|r| r.replace(new)) {
+        free(old);
+    } else {
+        free(new);
+    }
 }
 
 /// Serve this thread's snapshot through `f` if it is for `key` and still good; `f` says
 /// whether it handed the token out (only then is it a hit). `epoch`: the cache's now. false:
 /// take the full path.
 ///
+/// Panic-free by construction, so the C shell calls it outside catch_unwind (whose closure
+/// frame cost the hit a second prologue and its arguments a trip through memory): no
+/// allocation, no drop, no indexing, no unwrap. An outdated snapshot is therefore left for
+/// [`forget_outdated`] on the full path.
+///
 /// # Safety
 /// As [`Snapshot::serves`].
 #[inline(always)]
 pub unsafe fn hit(st: &State, epoch: u64, key: &CallerKey, f: impl FnOnce(&str) -> bool) -> bool {
-    // try_with: during thread exit the slot may already be gone; then just take the full path.
-    RECENT
-        .try_with(|recent| {
-            let Ok(mut recent) = recent.try_borrow_mut() else {
-                return false;
-            };
-            let Some(r) = recent.as_ref() else {
-                return false;
-            };
-            let now = coarse_now_ns();
-            if r.state != st as *const State as usize
-                || r.epoch != epoch
-                || r.entry.version.load(Ordering::Acquire) != r.version
-                || now >= r.fresh_until
-            {
-                // Outdated (cleared, invalidated, renewed, evicted or stale): drop the copies now.
-                *recent = None;
-                return false;
-            }
-            if !r.serves(key) || !f(r.token()) {
-                return false;
-            }
-            r.entry.touch(now);
-            st.stats.hit_on(r.shard);
-            true
-        })
-        .unwrap_or(false)
+    let Ok(p) = RECENT.try_with(Cell::get) else {
+        return false;
+    };
+    // SAFETY: see RECENT: the snapshot stays alive and unchanged during this call.
+    let Some(r) = (unsafe { p.as_ref() }) else {
+        return false;
+    };
+    let now = coarse_now_ns();
+    if !r.current(st, epoch, now) || !r.serves(key) || !f(r.token()) {
+        return false;
+    }
+    r.entry.touch(now);
+    st.stats.hit_on(r.shard);
+    true
+}
+
+/// Drop this thread's snapshot if it can no longer be served (cleared, invalidated, renewed,
+/// evicted or stale), so the copy of a token that is gone is wiped now, not at the next
+/// remember. Called by the full path, inside the panic boundary.
+pub fn forget_outdated(st: &State, epoch: u64) {
+    let Ok(p) = RECENT.try_with(Cell::get) else {
+        return;
+    };
+    // SAFETY: as in hit().
+    if unsafe { p.as_ref() }.is_some_and(|r| !r.current(st, epoch, coarse_now_ns())) {
+        install(None);
+    }
 }
 
 /// Make `entry` this thread's snapshot, if its token is fresh. `epoch` is the cache's epoch
 /// from before the entry was looked up, so a clear() in between outdates the snapshot. `raw`
 /// is the validated request; a C caller's strings hold no NUL, so strcmp compares exactly.
 pub fn remember(st: &State, raw: &RawKey, entry: Arc<Entry>, epoch: u64) {
-    let copy = entry.fresh_copy();
-    let _ = RECENT.try_with(|recent| {
-        let Ok(mut recent) = recent.try_borrow_mut() else {
-            return;
-        };
-        let Some((version, fresh_until, token, secret)) = copy else {
-            *recent = None;
-            return;
-        };
-        let user = raw.user_id.unwrap_or_default();
-        let secret = secret.expose().as_bytes();
-        if [raw.base_url, raw.client_id, user]
-            .iter()
-            .any(|p| p.contains(&0))
-        {
-            // Only a Rust caller can pass one; strcmp would match a prefix of it.
-            *recent = None;
-            return;
+    let Some((version, fresh_until, token, secret)) = entry.fresh_copy() else {
+        return install(None);
+    };
+    let user = raw.user_id.unwrap_or_default();
+    let secret = secret.expose().as_bytes();
+    if [raw.base_url, raw.client_id, user]
+        .iter()
+        .any(|p| p.contains(&0))
+    {
+        // Only a Rust caller can pass one; strcmp would match a prefix of it.
+        return install(None);
+    }
+    let mut bytes = Zeroizing::new(Vec::with_capacity(
+        raw.base_url.len() + raw.client_id.len() + user.len() + 3 + secret.len() + token.len(),
+    ));
+    let mut starts = [0; 3];
+    for (i, part) in [raw.base_url, raw.client_id, user].into_iter().enumerate() {
+        bytes.extend_from_slice(part);
+        bytes.push(0);
+        if i < 2 {
+            starts[i] = bytes.len();
         }
-        let mut bytes = Zeroizing::new(Vec::with_capacity(
-            raw.base_url.len() + raw.client_id.len() + user.len() + 3 + secret.len() + token.len(),
-        ));
-        let mut starts = [0; 3];
-        for (i, part) in [raw.base_url, raw.client_id, user].into_iter().enumerate() {
-            bytes.extend_from_slice(part);
-            bytes.push(0);
-            if i < 2 {
-                starts[i] = bytes.len();
-            }
-        }
-        starts[2] = bytes.len();
-        bytes.extend_from_slice(secret);
-        let token_at = bytes.len();
-        bytes.extend_from_slice(token.expose().as_bytes());
-        *recent = Some(Snapshot {
-            state: st as *const State as usize,
-            epoch,
-            entry,
-            version,
-            fresh_until,
-            shard: crate::stats::hit_shard(),
-            bytes,
-            starts,
-            token_at,
-            organization: raw.user_id.is_none(),
-        });
-    });
+    }
+    starts[2] = bytes.len();
+    bytes.extend_from_slice(secret);
+    let token_at = bytes.len();
+    bytes.extend_from_slice(token.expose().as_bytes());
+    install(Some(Snapshot {
+        state: st as *const State as usize,
+        epoch,
+        entry,
+        version,
+        fresh_until,
+        shard: crate::stats::hit_shard(),
+        bytes,
+        starts,
+        token_at,
+        organization: raw.user_id.is_none(),
+    }));
 }
