@@ -23,15 +23,13 @@ use crate::error::Error;
 use crate::log::log;
 use crate::state::State;
 use index::Index;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Default)]
 pub struct Cache {
     index: Index,
-    /// Bumped by clear(), so snapshots taken before it are known to be gone.
-    epoch: AtomicU64,
 }
 
 impl Cache {
@@ -47,7 +45,7 @@ impl Cache {
         key: &CallerKey,
         f: impl FnOnce(&str) -> bool,
     ) -> bool {
-        snapshot::hit(st, self.epoch.load(Ordering::Acquire), key, f)
+        snapshot::hit(st, key, f)
     }
 
     /// Hand the caller's closure a valid access token: from the cache, or after one shared request.
@@ -58,10 +56,7 @@ impl Cache {
         f: impl FnOnce(&str) -> R,
     ) -> Result<R, Error> {
         let raw = RawKey::from(req);
-        // Read before the entry is looked up: if clear() runs meanwhile, the snapshot taken
-        // after the request is already outdated and is never served.
-        let epoch = self.epoch.load(Ordering::Acquire);
-        snapshot::forget_outdated(st, epoch);
+        snapshot::forget_outdated(st);
         let mut spelling = Vec::new();
         raw.spell(&mut spelling);
         let deadline = Instant::now() + st.options().timeout;
@@ -75,7 +70,7 @@ impl Cache {
             match entry.get(st, req.client_secret, deadline, f) {
                 Ok(result) => {
                     if result.is_ok() {
-                        snapshot::remember(st, &raw, entry, epoch);
+                        snapshot::remember(st, &raw, entry);
                     }
                     return result;
                 }
@@ -96,7 +91,7 @@ impl Cache {
         f: impl FnOnce(&str) -> R,
     ) -> Result<Option<R>, Error> {
         let raw = RawKey::from(req);
-        snapshot::forget_outdated(st, self.epoch.load(Ordering::Acquire));
+        snapshot::forget_outdated(st);
         let mut spelling = Vec::new();
         raw.spell(&mut spelling);
         let entry = match self.index.by_spelling(&spelling) {
@@ -175,13 +170,13 @@ impl Cache {
     }
 
     /// Forget everything. Requests in flight finish into entries nobody can reach any more,
-    /// and their tokens go only to the callers that waited for them.
+    /// and their tokens go only to the callers that waited for them. Retiring an entry bumps
+    /// its version, which outdates every thread's snapshot of it, and a retired entry is never
+    /// snapshotted (Entry::fresh_copy).
     pub fn clear(&self) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
         for e in self.index.take_all() {
             e.retire();
         }
-        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// A child's cache after fork: the parent's valid access tokens, without refresh tokens,

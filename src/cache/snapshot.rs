@@ -1,8 +1,8 @@
 //! The per-thread snapshot: the entry this thread used last and a copy of its fresh token,
 //! recognised by the caller's raw C strings, so a thread asking for the same token again costs
 //! no validation, hashing, lock or shared write. A snapshot is served only while the entry's
-//! version is unchanged (any new token, invalidation, secret change or eviction bumps it), the
-//! cache was not cleared since, and the token is fresh on the coarse clock.
+//! version is unchanged (any new token, invalidation, secret change, eviction or clear bumps
+//! it) and the token is fresh on the coarse clock.
 //!
 //! This is the cache-hit path, measured against a C floor (bench/bench_cache.c), so it is
 //! written for few instructions: one allocation holding every byte it compares and copies,
@@ -31,7 +31,6 @@ pub struct CallerKey {
 struct Snapshot {
     /// Address of the State it belongs to (a child after fork has another).
     state: usize,
-    epoch: u64,
     entry: Arc<Entry>,
     version: u64,
     fresh_until: u64,
@@ -66,13 +65,12 @@ impl Snapshot {
             && opaque(xor_diff_raw(c.client_secret.cast(), k.add(secret), n)) == 0
     }
 
-    /// Whether nothing outdated it: same process state, no clear() since, the entry's token
-    /// unchanged (a new token, invalidation, secret change or eviction bumps the version), and
-    /// fresh on the coarse clock.
+    /// Whether nothing outdated it: same process state (not a child after fork), the entry's
+    /// token unchanged (a new token, invalidation, secret change, eviction or clear bumps the
+    /// version), and fresh on the coarse clock.
     #[inline(always)]
-    fn current(&self, st: &State, epoch: u64, now: u64) -> bool {
+    fn current(&self, st: &State, now: u64) -> bool {
         self.state == st as *const State as usize
-            && self.epoch == epoch
             && self.entry.version.load(Ordering::Acquire) == self.version
             && now < self.fresh_until
     }
@@ -128,8 +126,7 @@ fn install(new: Option<Snapshot>) {
 }
 
 /// Serve this thread's snapshot through `f` if it is for `key` and still good; `f` says
-/// whether it handed the token out (only then is it a hit). `epoch`: the cache's now. false:
-/// take the full path.
+/// whether it handed the token out (only then is it a hit). false: take the full path.
 ///
 /// Panic-free by construction, so the C shell calls it outside catch_unwind (whose closure
 /// frame cost the hit a second prologue and its arguments a trip through memory): no
@@ -139,7 +136,7 @@ fn install(new: Option<Snapshot>) {
 /// # Safety
 /// As [`Snapshot::serves`].
 #[inline(always)]
-pub unsafe fn hit(st: &State, epoch: u64, key: &CallerKey, f: impl FnOnce(&str) -> bool) -> bool {
+pub unsafe fn hit(st: &State, key: &CallerKey, f: impl FnOnce(&str) -> bool) -> bool {
     let Ok(p) = RECENT.try_with(Cell::get) else {
         return false;
     };
@@ -148,7 +145,7 @@ pub unsafe fn hit(st: &State, epoch: u64, key: &CallerKey, f: impl FnOnce(&str) 
         return false;
     };
     let now = coarse_now_ns();
-    if !r.current(st, epoch, now) || !r.serves(key) || !f(r.token()) {
+    if !r.current(st, now) || !r.serves(key) || !f(r.token()) {
         return false;
     }
     r.entry.touch(now);
@@ -159,20 +156,20 @@ pub unsafe fn hit(st: &State, epoch: u64, key: &CallerKey, f: impl FnOnce(&str) 
 /// Drop this thread's snapshot if it can no longer be served (cleared, invalidated, renewed,
 /// evicted or stale), so the copy of a token that is gone is wiped now, not at the next
 /// remember. Called by the full path, inside the panic boundary.
-pub fn forget_outdated(st: &State, epoch: u64) {
+pub fn forget_outdated(st: &State) {
     let Ok(p) = RECENT.try_with(Cell::get) else {
         return;
     };
     // SAFETY: as in hit().
-    if unsafe { p.as_ref() }.is_some_and(|r| !r.current(st, epoch, coarse_now_ns())) {
+    if unsafe { p.as_ref() }.is_some_and(|r| !r.current(st, coarse_now_ns())) {
         install(None);
     }
 }
 
-/// Make `entry` this thread's snapshot, if its token is fresh. `epoch` is the cache's epoch
-/// from before the entry was looked up, so a clear() in between outdates the snapshot. `raw`
-/// is the validated request; a C caller's strings hold no NUL, so strcmp compares exactly.
-pub fn remember(st: &State, raw: &RawKey, entry: Arc<Entry>, epoch: u64) {
+/// Make `entry` this thread's snapshot, if its token is fresh and the entry not retired (the
+/// version read with both: a clear() or eviction after it outdates the snapshot). `raw` is the
+/// validated request; a C caller's strings hold no NUL, so strcmp compares exactly.
+pub fn remember(st: &State, raw: &RawKey, entry: Arc<Entry>) {
     let Some((version, fresh_until, token, secret)) = entry.fresh_copy() else {
         return install(None);
     };
@@ -202,7 +199,6 @@ pub fn remember(st: &State, raw: &RawKey, entry: Arc<Entry>, epoch: u64) {
     bytes.extend_from_slice(token.expose().as_bytes());
     install(Some(Snapshot {
         state: st as *const State as usize,
-        epoch,
         entry,
         version,
         fresh_until,
