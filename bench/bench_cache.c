@@ -2,7 +2,9 @@
  * a pthread mutex, a comparison of the three key strings and a 128-byte copy. Also, for
  * context, the floor plus the expiry check every correct cache makes on each hit (a coarse
  * clock read and a comparison), which the floor leaves out.
- *   usage: bench_cache BASE_URL   (prints one line per measurement, ns per call, medians) */
+ * Ratios are medians of per-run ratios, each run measuring all three interleaved.
+ *   usage: bench_cache BASE_URL [calls per mode and run]
+ *   (prints one line per thread count: ns per call, medians of RUNS runs) */
 #define _GNU_SOURCE
 #include "findity.h"
 
@@ -45,12 +47,21 @@ static double now_ns(void) {
     return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
+/* The three measurements: 0 libfindity, 1 the floor, 2 the floor with the expiry check. */
+#define MODES 3
+#define CHUNK 10000 /* calls per slice */
+
 typedef struct {
-    int use_floor; /* 0: libfindity, 1: the floor, 2: the floor with the expiry check */
-    double ns_per_call;
+    double ns_per_call[MODES];
     pthread_barrier_t *start;
 } job_t;
 
+static long slices(void) { return iterations / CHUNK > 0 ? iterations / CHUNK : 1; }
+
+/* Each thread runs the three in slices of CHUNK calls, rotating their order, all threads
+ * starting each slice together: every measurement sees the same moments of this host, whose
+ * speed swings within a second (a shared VM: two runs of the same build one after the other
+ * differ by up to 2x, the hit, throughput-bound, more than the floor, latency-bound). */
 static void *worker(void *p) {
     job_t *j = p;
     char buf[4096];
@@ -60,17 +71,24 @@ static void *worker(void *p) {
     strcpy(b, base_url);
     strcpy(id, CLIENT);
     strcpy(s, SECRET);
-    pthread_barrier_wait(j->start);
-    double t0 = now_ns();
-    long n = iterations;
+    double total[MODES] = {0, 0, 0};
     int bad = 0;
-    for (long i = 0; i < n; i++) {
-        if (j->use_floor)
-            bad |= !floor_get(b, id, s, buf, j->use_floor == 2);
-        else
-            bad |= findity_get_token(b, id, s, buf, sizeof buf, &len) != FINDITY_OK;
+    long n = slices();
+    for (long c = 0; c < n; c++) {
+        for (int k = 0; k < MODES; k++) {
+            int mode = (int)((c + k) % MODES);
+            pthread_barrier_wait(j->start);
+            double t0 = now_ns();
+            for (long i = 0; i < CHUNK; i++) {
+                if (mode)
+                    bad |= !floor_get(b, id, s, buf, mode == 2);
+                else
+                    bad |= findity_get_token(b, id, s, buf, sizeof buf, &len) != FINDITY_OK;
+            }
+            total[mode] += now_ns() - t0;
+        }
     }
-    j->ns_per_call = (now_ns() - t0) / n;
+    for (int m = 0; m < MODES; m++) j->ns_per_call[m] = total[m] / ((double)n * CHUNK);
     if (bad) {
         fprintf(stderr, "a call failed\n");
         exit(1);
@@ -78,23 +96,23 @@ static void *worker(void *p) {
     return NULL;
 }
 
-/* ns per call with `threads` threads running at once (each thread's own figure, averaged). */
-static double run(int use_floor, int threads) {
+/* ns per call of each mode with `threads` threads running at once (each thread's own figure,
+ * averaged). */
+static void run(int threads, double out[MODES]) {
     pthread_t th[8];
     job_t jobs[8];
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, (unsigned)threads);
     for (int i = 0; i < threads; i++) {
-        jobs[i] = (job_t){.use_floor = use_floor, .start = &start};
+        jobs[i] = (job_t){.start = &start};
         pthread_create(&th[i], NULL, worker, &jobs[i]);
     }
-    double sum = 0;
+    for (int m = 0; m < MODES; m++) out[m] = 0;
     for (int i = 0; i < threads; i++) {
         pthread_join(th[i], NULL);
-        sum += jobs[i].ns_per_call;
+        for (int m = 0; m < MODES; m++) out[m] += jobs[i].ns_per_call[m] / threads;
     }
     pthread_barrier_destroy(&start);
-    return sum / threads;
 }
 
 static int cmp(const void *a, const void *b) {
@@ -124,19 +142,24 @@ int main(int argc, char **argv) {
     floor_expires_ns = (long long)(now_ns() + 3600e9);
 
     for (int threads = 1; threads <= 2; threads++) {
-        double lib[RUNS], flo[RUNS], clk[RUNS];
-        for (int r = 0; r < RUNS; r++) { /* interleaved, so drift hits all alike */
-            flo[r] = run(1, threads);
-            lib[r] = run(0, threads);
-            clk[r] = run(2, threads);
+        double lib[RUNS], flo[RUNS], clk[RUNS], ratio[RUNS], ratio_clk[RUNS], t[MODES];
+        for (int r = 0; r < RUNS; r++) {
+            run(threads, t);
+            lib[r] = t[0];
+            flo[r] = t[1];
+            clk[r] = t[2];
+            ratio[r] = t[0] / t[1]; /* within one run: the same moments of the host */
+            ratio_clk[r] = t[0] / t[2];
         }
         qsort(lib, RUNS, sizeof lib[0], cmp);
         qsort(flo, RUNS, sizeof flo[0], cmp);
         qsort(clk, RUNS, sizeof clk[0], cmp);
+        qsort(ratio, RUNS, sizeof ratio[0], cmp);
+        qsort(ratio_clk, RUNS, sizeof ratio_clk[0], cmp);
         printf("cache_hit threads=%d libfindity_ns=%.1f floor_ns=%.1f ratio=%.2f floor_expiry_ns=%.1f "
-               "ratio_expiry=%.2f\n",
-               threads, lib[RUNS / 2], flo[RUNS / 2], lib[RUNS / 2] / flo[RUNS / 2], clk[RUNS / 2],
-               lib[RUNS / 2] / clk[RUNS / 2]);
+               "ratio_expiry=%.2f ratio_min=%.2f ratio_max=%.2f\n",
+               threads, lib[RUNS / 2], flo[RUNS / 2], ratio[RUNS / 2], clk[RUNS / 2],
+               ratio_clk[RUNS / 2], ratio[0], ratio[RUNS - 1]);
     }
     return 0;
 }

@@ -516,7 +516,8 @@ unsafe fn full_token_call(
 /// of its own that carries no Result<_, Error> (inside the full path's frame, moving one cost
 /// a store-forwarding stall and spills worth half the hit; perf annotate, bench/bench_cache.c).
 /// It runs outside the panic boundary because nothing in it can panic (see
-/// crate::cache::snapshot::hit; a state not built yet is the full path's to build).
+/// crate::cache::snapshot::hit), and before the process state is looked up (a snapshot knows
+/// the fork generation it belongs to).
 /// `user_id` NULL: the organization token. false: take the full path, which also reports every
 /// error (a NULL, a buffer too small).
 #[inline(always)]
@@ -532,9 +533,6 @@ unsafe fn snapshot_hit(
     if base_url.is_null() || client_id.is_null() || client_secret.is_null() || buf.is_null() {
         return false;
     }
-    let Some(st) = crate::state::current() else {
-        return false;
-    };
     let key = CallerKey {
         base_url,
         client_id,
@@ -549,8 +547,7 @@ unsafe fn snapshot_hit(
     // SAFETY: NULLs checked above; the caller promised NUL-terminated strings.
     // A buffer too small is the full path's to report: nothing written here, not even
     // out_len (outputs are written on success or FINDITY_ERR_BUFFER_TOO_SMALL only).
-    st.cache
-        .recent_hit(st, &key, |t| t.len() < buf_len && out.put(t).is_ok())
+    crate::cache::recent_hit(&key, |t| t.len() < buf_len && out.put(t).is_ok())
 }
 
 /// The caller's key as bytes (NULL checks only; a cache hit needs no more). Always inlined: as a

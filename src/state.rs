@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub struct State {
-    fork_generation: u64,
+    pub fork_generation: u64,
     pub cache: Cache,
     pub stats: Stats,
     pub renewals: Renewals,
@@ -45,14 +45,11 @@ static STATE: AtomicPtr<State> = AtomicPtr::new(std::ptr::null_mut());
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 static ATFORK_REGISTERED: AtomicBool = AtomicBool::new(false);
 
-/// The state, if this process (after fork: this child) has built one; never builds it, so it
-/// cannot panic or allocate: the cache hit, which runs outside the panic boundary, uses it.
+/// How many forks this process descends from (bumped in the child): a state, or anything
+/// taken from one, belongs to this process only while its generation is this one.
 #[inline(always)]
-pub fn current() -> Option<&'static State> {
-    let p = STATE.load(Ordering::Acquire);
-    // SAFETY: states are leaked, never freed, so a non-null pointer stays valid.
-    let s = unsafe { p.as_ref() }?;
-    (s.fork_generation == FORK_GENERATION.load(Ordering::Acquire)).then_some(s)
+pub fn fork_generation() -> u64 {
+    FORK_GENERATION.load(Ordering::Acquire)
 }
 
 /// The current process's state; cheap: two atomic loads once initialised.

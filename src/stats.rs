@@ -45,9 +45,8 @@ thread_local! {
 }
 static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
 
-/// This thread's hit-counter shard (the per-thread snapshot keeps a copy, so the hottest path
-/// reads no second thread-local).
-pub fn hit_shard() -> usize {
+/// This thread's hit-counter shard.
+fn hit_shard() -> usize {
     SHARD
         .try_with(|s| {
             if s.get() == usize::MAX {
@@ -60,16 +59,13 @@ pub fn hit_shard() -> usize {
 
 impl Stats {
     pub fn hit(&self) {
-        self.hit_on(hit_shard());
+        self.hit_counter().fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A hit counted on `shard` (from [`hit_shard`]).
-    /// On the cache hit, outside the panic boundary: no indexing that could panic.
-    #[inline(always)]
-    pub fn hit_on(&self, shard: usize) {
-        if let Some(h) = self.hits.get(shard % SHARDS) {
-            h.0.fetch_add(1, Ordering::Relaxed);
-        }
+    /// This thread's shard of the hit counter (the per-thread snapshot keeps it, so the cache
+    /// hit adds to it with no lookup).
+    pub fn hit_counter(&self) -> &AtomicU64 {
+        &self.hits[hit_shard() % SHARDS].0
     }
 
     pub fn hits(&self) -> u64 {

@@ -32,22 +32,18 @@ pub struct Cache {
     index: Index,
 }
 
-impl Cache {
-    /// Cache hit on the entry this thread used last, before the arguments are even validated
-    /// (bytes equal to a validated spelling are valid). false: take the full path.
-    ///
-    /// # Safety
-    /// `key`'s strings are NUL-terminated and not NULL (user_id may be NULL).
-    #[inline(always)]
-    pub unsafe fn recent_hit(
-        &self,
-        st: &State,
-        key: &CallerKey,
-        f: impl FnOnce(&str) -> bool,
-    ) -> bool {
-        snapshot::hit(st, key, f)
-    }
+/// Cache hit on the entry this thread used last, before the arguments are even validated
+/// (bytes equal to a validated spelling are valid) or the process state is looked up. false:
+/// take the full path. It cannot panic (see snapshot::hit).
+///
+/// # Safety
+/// `key`'s strings are NUL-terminated and not NULL (user_id may be NULL).
+#[inline(always)]
+pub unsafe fn recent_hit(key: &CallerKey, f: impl FnOnce(&str) -> bool) -> bool {
+    snapshot::hit(key, f)
+}
 
+impl Cache {
     /// Hand the caller's closure a valid access token: from the cache, or after one shared request.
     pub fn with_token<R>(
         &self,
@@ -56,7 +52,7 @@ impl Cache {
         f: impl FnOnce(&str) -> R,
     ) -> Result<R, Error> {
         let raw = RawKey::from(req);
-        snapshot::forget_outdated(st);
+        snapshot::forget_outdated();
         let mut spelling = Vec::new();
         raw.spell(&mut spelling);
         let deadline = Instant::now() + st.options().timeout;
@@ -91,7 +87,7 @@ impl Cache {
         f: impl FnOnce(&str) -> R,
     ) -> Result<Option<R>, Error> {
         let raw = RawKey::from(req);
-        snapshot::forget_outdated(st);
+        snapshot::forget_outdated();
         let mut spelling = Vec::new();
         raw.spell(&mut spelling);
         let entry = match self.index.by_spelling(&spelling) {

@@ -15,7 +15,7 @@ use crate::state::State;
 use crate::token::coarse_now_ns;
 use std::cell::Cell;
 use std::ffi::c_char;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -29,13 +29,14 @@ pub struct CallerKey {
 }
 
 struct Snapshot {
-    /// Address of the State it belongs to (a child after fork has another).
-    state: usize,
+    /// The fork generation of the state it was taken from (a child after fork has another
+    /// state, whose entries these are not).
+    generation: u64,
     entry: Arc<Entry>,
     version: u64,
     fresh_until: u64,
-    /// This thread's hit-counter shard.
-    shard: usize,
+    /// This thread's shard of the state's hit counter (states are never freed).
+    hits: &'static AtomicU64,
     /// "base URL\0client id\0user id\0", then the client secret and the token; wiped on drop.
     bytes: Zeroizing<Vec<u8>>,
     /// Where the client id, user id and secret start in `bytes`; base URL starts at 0.
@@ -69,8 +70,8 @@ impl Snapshot {
     /// token unchanged (a new token, invalidation, secret change, eviction or clear bumps the
     /// version), and fresh on the coarse clock.
     #[inline(always)]
-    fn current(&self, st: &State, now: u64) -> bool {
-        self.state == st as *const State as usize
+    fn current(&self, now: u64) -> bool {
+        self.generation == crate::state::fork_generation()
             && self.entry.version.load(Ordering::Acquire) == self.version
             && now < self.fresh_until
     }
@@ -136,7 +137,7 @@ fn install(new: Option<Snapshot>) {
 /// # Safety
 /// As [`Snapshot::serves`].
 #[inline(always)]
-pub unsafe fn hit(st: &State, key: &CallerKey, f: impl FnOnce(&str) -> bool) -> bool {
+pub unsafe fn hit(key: &CallerKey, f: impl FnOnce(&str) -> bool) -> bool {
     let Ok(p) = RECENT.try_with(Cell::get) else {
         return false;
     };
@@ -145,23 +146,23 @@ pub unsafe fn hit(st: &State, key: &CallerKey, f: impl FnOnce(&str) -> bool) -> 
         return false;
     };
     let now = coarse_now_ns();
-    if !r.current(st, now) || !r.serves(key) || !f(r.token()) {
+    if !r.current(now) || !r.serves(key) || !f(r.token()) {
         return false;
     }
     r.entry.touch(now);
-    st.stats.hit_on(r.shard);
+    r.hits.fetch_add(1, Ordering::Relaxed);
     true
 }
 
 /// Drop this thread's snapshot if it can no longer be served (cleared, invalidated, renewed,
 /// evicted or stale), so the copy of a token that is gone is wiped now, not at the next
 /// remember. Called by the full path, inside the panic boundary.
-pub fn forget_outdated(st: &State) {
+pub fn forget_outdated() {
     let Ok(p) = RECENT.try_with(Cell::get) else {
         return;
     };
     // SAFETY: as in hit().
-    if unsafe { p.as_ref() }.is_some_and(|r| !r.current(st, coarse_now_ns())) {
+    if unsafe { p.as_ref() }.is_some_and(|r| !r.current(coarse_now_ns())) {
         install(None);
     }
 }
@@ -169,7 +170,7 @@ pub fn forget_outdated(st: &State) {
 /// Make `entry` this thread's snapshot, if its token is fresh and the entry not retired (the
 /// version read with both: a clear() or eviction after it outdates the snapshot). `raw` is the
 /// validated request; a C caller's strings hold no NUL, so strcmp compares exactly.
-pub fn remember(st: &State, raw: &RawKey, entry: Arc<Entry>) {
+pub fn remember(st: &'static State, raw: &RawKey, entry: Arc<Entry>) {
     let Some((version, fresh_until, token, secret)) = entry.fresh_copy() else {
         return install(None);
     };
@@ -198,11 +199,11 @@ pub fn remember(st: &State, raw: &RawKey, entry: Arc<Entry>) {
     let token_at = bytes.len();
     bytes.extend_from_slice(token.expose().as_bytes());
     install(Some(Snapshot {
-        state: st as *const State as usize,
+        generation: st.fork_generation,
         entry,
         version,
         fresh_until,
-        shard: crate::stats::hit_shard(),
+        hits: st.stats.hit_counter(),
         bytes,
         starts,
         token_at,
