@@ -177,7 +177,8 @@ extern "C" {
  * buffer sends no request. `out_len` may be NULL. Nothing is written on other errors.
  *
  * Blocks for at most `timeout_ms` (see findity_set_option) when no valid token is cached; a
- * cached token is returned without waiting. Thread-safe. All pointers are borrowed for the call
+ * cached token is returned without waiting. Thread-safe; not async-signal-safe (never call it,
+ * or any findity function, from a signal handler). All pointers are borrowed for the call
  * only. On failure the thread-local last error is set (findity_last_error).
  *
  * # Safety

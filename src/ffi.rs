@@ -1,6 +1,8 @@
 //! The C ABI. Every function is a thin shell: check the arguments, cross the panic boundary
-//! once (in [`boundary`]), call plain Rust. Outputs are written only on success (and the
-//! needed length on FINDITY_ERR_BUFFER_TOO_SMALL). The header is generated from this file.
+//! once (in [`boundary`]), call plain Rust. The one exception is the token calls' cache hit
+//! ([`snapshot_hit`]), which runs before the boundary because it cannot panic. Outputs are
+//! written only on success (and the needed length on FINDITY_ERR_BUFFER_TOO_SMALL). The header
+//! is generated from this file.
 
 use crate::cache::{CallerKey, Key, RawKey, Request};
 use crate::error::{set_last_error, with_last_error, Error, Status};
@@ -104,7 +106,8 @@ const MAX_SECRET_LEN: usize = 4096;
 /// buffer sends no request. `out_len` may be NULL. Nothing is written on other errors.
 ///
 /// Blocks for at most `timeout_ms` (see findity_set_option) when no valid token is cached; a
-/// cached token is returned without waiting. Thread-safe. All pointers are borrowed for the call
+/// cached token is returned without waiting. Thread-safe; not async-signal-safe (never call it,
+/// or any findity function, from a signal handler). All pointers are borrowed for the call
 /// only. On failure the thread-local last error is set (findity_last_error).
 ///
 /// # Safety

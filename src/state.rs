@@ -68,9 +68,15 @@ pub fn state() -> &'static State {
 
 #[cold]
 fn renew(old: *mut State, generation: u64) -> &'static State {
-    if !ATFORK_REGISTERED.swap(true, Ordering::AcqRel) {
+    // Registered before the flag is set, so every thread that builds a state knows the
+    // handler is in place before anything of that state can be forked: a thread that forked
+    // between another's flag and its registration would leave a child on the parent's state.
+    // Threads racing here may each register it; every fork then bumps the generation more
+    // than once, which changes nothing.
+    if !ATFORK_REGISTERED.load(Ordering::Acquire) {
         // SAFETY: the handler only bumps an atomic, which is async-signal-safe.
         unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+        ATFORK_REGISTERED.store(true, Ordering::Release);
     }
     // SAFETY: as above, a non-null state is never freed.
     let parent = unsafe { old.as_ref() };

@@ -165,7 +165,8 @@ impl Entry {
         now_coarse.saturating_sub(self.last_used.load(Ordering::Relaxed))
     }
 
-    /// For the per-thread snapshot: (version, fresh_until, token, secret) if the token is fresh.
+    /// For the per-thread snapshot: (version, fresh_until, token, secret) of the token it holds,
+    /// unless retired (the snapshot checks fresh_until itself).
     pub fn fresh_copy(&self) -> Option<(u64, u64, Secret, Secret)> {
         let slot = lock(&self.slot);
         match (&slot.token, slot.fresh_until, slot.retired) {

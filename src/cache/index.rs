@@ -3,7 +3,8 @@
 //!
 //! Entries live while they are used: an entry is dropped only when it has been idle for the
 //! `idle_ms` option (whatever it holds) and nobody outside the index holds it (no caller, no
-//! queued renewal, no organization flow). Each shard is swept when a new key is added to it,
+//! queued renewal, no organization flow, no thread's snapshot: at most one entry per thread
+//! outlives its idle time that way, until that thread's next token call or exit). Each shard is swept when a new key is added to it,
 //! at most four times per idle period, so no lock ever scans the whole index for a new key.
 //! A caller that still finds a retired entry (the sweep won a race) looks the key up again.
 

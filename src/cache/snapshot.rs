@@ -168,12 +168,16 @@ pub fn forget_outdated() {
 }
 
 /// Make `entry` this thread's snapshot, if its token is fresh and the entry not retired (the
-/// version read with both: a clear() or eviction after it outdates the snapshot). `raw` is the
+/// version is read with both: a clear() or eviction after it outdates the snapshot); else
+/// drop the old one. `raw` is the
 /// validated request; a C caller's strings hold no NUL, so strcmp compares exactly.
 pub fn remember(st: &'static State, raw: &RawKey, entry: Arc<Entry>) {
     let Some((version, fresh_until, token, secret)) = entry.fresh_copy() else {
         return install(None);
     };
+    if coarse_now_ns() >= fresh_until {
+        return install(None);
+    }
     let user = raw.user_id.unwrap_or_default();
     let secret = secret.expose().as_bytes();
     if [raw.base_url, raw.client_id, user]
