@@ -128,27 +128,33 @@ Notes
   The wrappers call the library more cheaply than that (row 2′), which is most of why they meet
   the target; the rest of their time is argument checks (no NUL may truncate a secret), decoding
   the token into a string, and wiping buffers.
+- Row 1 is measured in slices of 10,000 calls, libfindity, the floor and the floor with the
+  expiry check taking turns (all threads together), and its ratio is the median of the runs'
+  own ratios: this VM's speed swings within a second (a shared host), and slows the hit
+  (more instructions, throughput-bound) about twice as much as the floor (two atomic
+  operations, latency-bound), so only measurements taken at the same moments compare.
 - Cache-hit history (row 1): the first version took a shared lock, hashed the key and read the
   precise clock on every hit: 130 ns (7.6× the floor) with 1 thread, 254 ns with 2. Profiling
-  with callgrind showed UTF-8 validation, hashing and the lock; the hit path now compares the
-  caller's bytes with the thread's last key and checks a version number and a coarse-clock stamp.
-  On an AMD EPYC VM (2026-12-03) it measured 52–75 ns, 2.6× (median of 6 runs of
-  bench_cache): perf annotate found a store-forwarding stall (a \`Result<(), Error>\` moved
-  through the hit's frame) and callgrind 388 instructions per hit. Now the snapshot is tried
-  before the full path in a frame of its own, the key is one NUL-separated copy compared with
-  strcmp and the secret with one constant-time pass: 327 instructions, 2.0× side by side with
-  the old build. Tried and left out: thread-locals through TLS descriptors (\`-C
-  llvm-args=-enable-tlsdesc\`: 2.06× → 1.83× side by side), because glibc before 2.39 does not
-  preserve vector registers in their dynamic path (bug 31372), which a dlopen()ed library
-  (Python, Mono) can take; and a pthread key instead of a thread_local (no faster in Rust).
-- This VM's ratio moves with the host's load: the hit (more instructions, throughput-bound)
-  slows about twice as much as the floor (two atomic operations, latency-bound) when the host is
-  busy; in five alternate runs of bench_cache it was 1.70–2.11× (median 1.72×), in six
-  later runs, the host busier (the floor at 29 ns, not 18–25), 2.03–2.23×. A C version of
-  the same design (thread-local snapshot, coarse clock, strcmp, a constant-time secret compare;
-  not kept) measured 1.5–1.9× the floor in the same conditions, so what remains is the design's
-  price: the thread-local lookup through \`__tls_get_addr\`, the expiry check (row 1′) and the
-  call into a shared object.
+  with callgrind showed UTF-8 validation, hashing and the lock; the hit path then compared the
+  caller's bytes with the thread's last key and checked a version number and a coarse-clock
+  stamp. On an AMD EPYC VM (2026-12-03): 2.6× the floor; perf annotate found a
+  store-forwarding stall (a \`Result<(), Error>\` moved through the hit's frame), callgrind 388
+  instructions per hit. The snapshot was then tried before the full path in a frame of its
+  own, the key one NUL-separated copy compared with strcmp, the secret in one constant-time
+  pass: 346 instructions, 1.7–2.4× the floor. On 2026-12-04 the hit left catch_unwind (it
+  cannot panic: no allocation, drop, indexing or unwrap; the closure's frame had sent its
+  arguments through memory again), the snapshot became a plain thread-local pointer (no
+  destructor state to check on each read; a separate owner frees it at thread exit), it
+  carries its fork generation and hit-counter shard (the hit reads neither the process state
+  nor its stats), and a redundant clear() epoch went: 284 instructions, and side by side with
+  the previous build (bench_cache, alternate processes) 1.3–1.8× against 1.7–2.4×.
+- Tried and left out: thread-locals through TLS descriptors (\`-C llvm-args=-enable-tlsdesc\`:
+  2.06× → 1.83× side by side), because glibc before 2.39 does not preserve vector registers
+  in their dynamic path (bug 31372), which a dlopen()ed library (Python, Mono) can take; a
+  pthread key instead of a thread_local (no faster in Rust); a hit counter without a locked
+  instruction (per-thread counters: no difference side by side). What remains is the
+  design's price: the thread-local lookup through \`__tls_get_addr\`, the expiry check (row
+  1′), the call into a shared object, a constant-time secret compare.
 - Row 3, 2 s tokens: the renewal window is min(300 s, 50 % of the lifetime) (the core issue's
   rule), so a 2 s token is renewed after 1 s: one request per key per *renewal interval*, about
   two per lifetime. With Findity's 3600 s tokens the interval is 3300 s (1.09 requests per
