@@ -1,4 +1,4 @@
-"""Python figures for BENCHMARKS.md, each a median of repeated runs:
+"""Python figures for BENCHMARKS.md, each a median of repeated runs (interleaved, see interleaved()):
   wrapper   findity_auth.get_token (cached) vs a bare ctypes call of a no-op C function with the
             same signature (bytes arguments, a buffer) in the same process; also vs the same
             no-op called the way findity_auth calls the library (no argtypes), the stricter floor
@@ -13,14 +13,22 @@ import time
 CLIENT, SECRET = "bench-client", "bench-secret-0123456789"
 
 
-def per_call_ns(fn, n=200_000, runs=7):
-    out = []
-    for _ in range(runs):
-        t0 = time.perf_counter_ns()
-        for _ in range(n):
-            fn()
-        out.append((time.perf_counter_ns() - t0) / n)
-    return statistics.median(out)
+def interleaved(fns, n=20_000, runs=35):
+    """ns per call of each of `fns`, and each one's ratio to the first, as medians over `runs`
+    rounds; in each round every function runs `n` calls in turn (order rotating), so all are
+    measured at the same moments of this host, whose speed swings within a second."""
+    per = [[] for _ in fns]
+    for r in range(runs):
+        for k in range(len(fns)):
+            i = (r + k) % len(fns)
+            fn = fns[i]
+            t0 = time.perf_counter_ns()
+            for _ in range(n):
+                fn()
+            per[i].append((time.perf_counter_ns() - t0) / n)
+    ns = [statistics.median(p) for p in per]
+    ratios = [statistics.median(a / b for a, b in zip(p, per[0])) for p in per]
+    return ns, ratios
 
 
 def wrapper(url, noop_path):
@@ -50,11 +58,9 @@ def wrapper(url, noop_path):
     def wrapped():
         findity_auth.get_token(url, CLIENT, SECRET)
 
-    bare_ns = per_call_ns(bare)
-    untyped_ns = per_call_ns(bare_untyped)
-    wrap_ns = per_call_ns(wrapped)
+    (wrap_ns, bare_ns, untyped_ns), (_, to_bare, to_untyped) = interleaved([wrapped, bare, bare_untyped])
     print("python_bare_ns=%.0f python_wrapper_ns=%.0f python_ratio=%.2f python_bare_untyped_ns=%.0f python_untyped_ratio=%.2f"
-          % (bare_ns, wrap_ns, wrap_ns / bare_ns, untyped_ns, wrap_ns / untyped_ns))
+          % (bare_ns, wrap_ns, 1 / to_bare, untyped_ns, 1 / to_untyped))
 
 
 def cold(url, ca):
