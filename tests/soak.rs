@@ -70,8 +70,12 @@ fn soak() {
                 "endpoint=token&grant=refresh_token&kind=reset",
                 "endpoint=token&grant=refresh_token&kind=invalid_grant",
             ];
+            // Only while the soak runs: a call still retrying after it (the workers stop
+            // starting calls, not making them) would otherwise meet a fault on every attempt,
+            // since each retry waits longer than the 300 ms between faults, and fail after
+            // timeout_ms of faults no client could absorb (seen: 10 attempts, 19 s).
             let mut i = 0;
-            while !done.load(Ordering::Relaxed) {
+            while !done.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(secs) {
                 let q = kinds[i % kinds.len()];
                 emu.add_fault(
                     Fault::from_params(q.split('&').map(|kv| kv.split_once('=').unwrap())).unwrap(),
