@@ -11,7 +11,7 @@ use crate::state::State;
 use crate::stats;
 use crate::store;
 use crate::token::{coarse_now_ns, Freshness, Token};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,9 @@ pub struct Entry {
     pub(super) version: AtomicU64,
     /// Coarse-clock time of the last use, for idle eviction (written at most every TOUCH_NS).
     last_used: AtomicU64,
+    /// Threads whose snapshot holds this entry: references that are not a use, so idle
+    /// eviction does not count them (a thread that stopped asking must not pin its last key).
+    pub(super) snapshots: AtomicUsize,
 }
 
 struct Slot {
@@ -148,6 +151,7 @@ impl Entry {
             flight_done: Condvar::new(),
             version: AtomicU64::new(0),
             last_used: AtomicU64::new(coarse_now_ns()),
+            snapshots: AtomicUsize::new(0),
         })
     }
 

@@ -3,8 +3,8 @@
 //!
 //! Entries live while they are used: an entry is dropped only when it has been idle for the
 //! `idle_ms` option (whatever it holds) and nobody outside the index holds it (no caller, no
-//! queued renewal, no organization flow, no thread's snapshot: at most one entry per thread
-//! outlives its idle time that way, until that thread's next token call or exit). Each shard is swept when a new key is added to it,
+//! queued renewal, no organization flow; a thread's snapshot is not a use and does not count:
+//! retiring the entry outdates it). Each shard is swept when a new key is added to it,
 //! at most four times per idle period, so no lock ever scans the whole index for a new key.
 //! A caller that still finds a retired entry (the sweep won a race) looks the key up again.
 
@@ -15,6 +15,7 @@ use crate::token::coarse_now_ns;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -114,8 +115,11 @@ impl Index {
             .filter(|(_, i)| {
                 // Past idle_ms by more than last_used's granularity: really unused that long.
                 i.entry.idle_ns(now) >= idle_ns + super::entry::TOUCH_NS
-                    // Only the index's own references: no caller, job or flow holds it.
-                    && Arc::strong_count(&i.entry) == 1 + i.spellings.len()
+                    // Only the index's own references and threads' snapshots (retiring outdates
+                    // those): no caller, job or flow holds it. Snapshots count themselves after
+                    // taking their reference and before dropping it, so a race only keeps it.
+                    && Arc::strong_count(&i.entry)
+                        == 1 + i.spellings.len() + i.entry.snapshots.load(Ordering::Acquire)
             })
             .map(|(k, _)| k.clone())
             .collect();

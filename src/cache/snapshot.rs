@@ -84,6 +84,13 @@ impl Snapshot {
     }
 }
 
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        // Before the Arc goes (fields drop after this): see Entry::snapshots.
+        self.entry.snapshots.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 thread_local! {
     /// This thread's snapshot (a leaked Box; null: none). A plain pointer with no destructor,
     /// so reading it is one thread-local load with no "alive?" check and cannot fail or
@@ -202,6 +209,7 @@ pub fn remember(st: &'static State, raw: &RawKey, entry: Arc<Entry>) {
     bytes.extend_from_slice(secret);
     let token_at = bytes.len();
     bytes.extend_from_slice(token.expose().as_bytes());
+    entry.snapshots.fetch_add(1, Ordering::AcqRel);
     install(Some(Snapshot {
         generation: st.fork_generation,
         entry,
