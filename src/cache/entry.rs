@@ -37,8 +37,9 @@ pub struct Entry {
     pub(super) version: AtomicU64,
     /// Coarse-clock time of the last use, for idle eviction (written at most every TOUCH_NS).
     last_used: AtomicU64,
-    /// Threads whose snapshot holds this entry: references that are not a use, so idle
-    /// eviction does not count them (a thread that stopped asking must not pin its last key).
+    /// Threads whose snapshot holds this entry (changed under the slot lock): references that
+    /// are not a use, so idle eviction does not count them (a thread that stopped asking must
+    /// not pin its last key).
     pub(super) snapshots: AtomicUsize,
 }
 
@@ -169,19 +170,40 @@ impl Entry {
         now_coarse.saturating_sub(self.last_used.load(Ordering::Relaxed))
     }
 
-    /// For the per-thread snapshot: (version, fresh_until, token, secret) of the token it holds,
-    /// unless retired (the snapshot checks fresh_until itself).
-    pub fn fresh_copy(&self) -> Option<(u64, u64, Secret, Secret)> {
+    /// For a per-thread snapshot: (version, fresh_until, token, secret), if the token is fresh
+    /// at `now` (coarse) and the entry not retired. The caller then holds a snapshot of this
+    /// entry and must build it (its drop calls release_snapshot): both are counted under the
+    /// slot lock, so idle eviction (held_only_by) sees references and snapshots at one instant.
+    pub fn snapshot_copy(&self, now: u64) -> Option<(u64, u64, Secret, Secret)> {
         let slot = lock(&self.slot);
         match (&slot.token, slot.fresh_until, slot.retired) {
-            (Some(t), until, false) if until != 0 => Some((
-                self.version.load(Ordering::Acquire),
-                until,
-                t.access.clone(),
-                slot.secret.clone(),
-            )),
+            (Some(t), until, false) if until > now => {
+                self.snapshots.fetch_add(1, Ordering::Relaxed);
+                Some((
+                    self.version.load(Ordering::Acquire),
+                    until,
+                    t.access.clone(),
+                    slot.secret.clone(),
+                ))
+            }
             _ => None,
         }
+    }
+
+    /// A snapshot taken with snapshot_copy is gone.
+    pub fn release_snapshot(&self) {
+        let _slot = lock(&self.slot);
+        self.snapshots.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Whether nothing but `index_refs` references and threads' snapshots holds this entry (for
+    /// idle eviction: a snapshot is not a use, and retiring the entry outdates it). Read under
+    /// the slot lock, where snapshots are counted; a busy lock means the entry is in use.
+    pub fn held_only_by(self: &Arc<Self>, index_refs: usize) -> bool {
+        let Ok(_slot) = self.slot.try_lock() else {
+            return false;
+        };
+        Arc::strong_count(self) == index_refs + self.snapshots.load(Ordering::Relaxed)
     }
 
     /// Serve a usable token, renewing as needed. At most one request per entry is in flight.

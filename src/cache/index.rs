@@ -15,7 +15,6 @@ use crate::token::coarse_now_ns;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -115,11 +114,9 @@ impl Index {
             .filter(|(_, i)| {
                 // Past idle_ms by more than last_used's granularity: really unused that long.
                 i.entry.idle_ns(now) >= idle_ns + super::entry::TOUCH_NS
-                    // Only the index's own references and threads' snapshots (retiring outdates
-                    // those): no caller, job or flow holds it. Snapshots count themselves after
-                    // taking their reference and before dropping it, so a race only keeps it.
-                    && Arc::strong_count(&i.entry)
-                        == 1 + i.spellings.len() + i.entry.snapshots.load(Ordering::Acquire)
+                    // Only the index's own references and threads' snapshots: no caller, job
+                    // or flow holds it.
+                    && i.entry.held_only_by(1 + i.spellings.len())
             })
             .map(|(k, _)| k.clone())
             .collect();

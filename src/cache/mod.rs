@@ -168,7 +168,7 @@ impl Cache {
     /// Forget everything. Requests in flight finish into entries nobody can reach any more,
     /// and their tokens go only to the callers that waited for them. Retiring an entry bumps
     /// its version, which outdates every thread's snapshot of it, and a retired entry is never
-    /// snapshotted (Entry::fresh_copy).
+    /// snapshotted (Entry::snapshot_copy).
     pub fn clear(&self) {
         for e in self.index.take_all() {
             e.retire();

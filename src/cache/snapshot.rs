@@ -86,8 +86,11 @@ impl Snapshot {
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
-        // Before the Arc goes (fields drop after this): see Entry::snapshots.
-        self.entry.snapshots.fetch_sub(1, Ordering::AcqRel);
+        // Not in a child after fork: there the parent's entry lock may be held by a thread
+        // that is gone, and the parent's entries are never swept.
+        if self.generation == crate::state::fork_generation() {
+            self.entry.release_snapshot();
+        }
     }
 }
 
@@ -176,17 +179,10 @@ pub fn forget_outdated() {
 
 /// Make `entry` this thread's snapshot, if its token is fresh and the entry not retired (the
 /// version is read with both: a clear() or eviction after it outdates the snapshot); else
-/// drop the old one. `raw` is the
-/// validated request; a C caller's strings hold no NUL, so strcmp compares exactly.
+/// drop the old one. `raw` is the validated request; a C caller's strings hold no NUL, so
+/// strcmp compares exactly.
 pub fn remember(st: &'static State, raw: &RawKey, entry: Arc<Entry>) {
-    let Some((version, fresh_until, token, secret)) = entry.fresh_copy() else {
-        return install(None);
-    };
-    if coarse_now_ns() >= fresh_until {
-        return install(None);
-    }
     let user = raw.user_id.unwrap_or_default();
-    let secret = secret.expose().as_bytes();
     if [raw.base_url, raw.client_id, user]
         .iter()
         .any(|p| p.contains(&0))
@@ -194,6 +190,11 @@ pub fn remember(st: &'static State, raw: &RawKey, entry: Arc<Entry>) {
         // Only a Rust caller can pass one; strcmp would match a prefix of it.
         return install(None);
     }
+    // From here on a Snapshot is built: snapshot_copy counted it.
+    let Some((version, fresh_until, token, secret)) = entry.snapshot_copy(coarse_now_ns()) else {
+        return install(None);
+    };
+    let secret = secret.expose().as_bytes();
     let mut bytes = Zeroizing::new(Vec::with_capacity(
         raw.base_url.len() + raw.client_id.len() + user.len() + 3 + secret.len() + token.len(),
     ));
@@ -209,7 +210,6 @@ pub fn remember(st: &'static State, raw: &RawKey, entry: Arc<Entry>) {
     bytes.extend_from_slice(secret);
     let token_at = bytes.len();
     bytes.extend_from_slice(token.expose().as_bytes());
-    entry.snapshots.fetch_add(1, Ordering::AcqRel);
     install(Some(Snapshot {
         generation: st.fork_generation,
         entry,
