@@ -26,15 +26,6 @@ fn emulator(lifetime: i64) -> Emulator {
     common::emulator(ID, SECRET, lifetime)
 }
 
-fn stats() -> FindityStats {
-    let mut s = FindityStats::default();
-    assert_eq!(
-        unsafe { findity_stats(&mut s, std::mem::size_of::<FindityStats>()) },
-        FINDITY_OK
-    );
-    s
-}
-
 /// 8 threads stream 4000 distinct users (each asked for twice, with a rejected-token round in
 /// between) for a few seconds while idle entries are swept every 25 ms: every call succeeds,
 /// no rejected token comes back, and the cache holds far fewer entries than users seen.
@@ -46,7 +37,7 @@ fn streaming_users_stay_bounded_and_nothing_is_lost() {
     let failed = AtomicU64::new(0);
     let stale = AtomicU64::new(0);
     let largest = AtomicU64::new(0);
-    let evicted_before = stats().idle_evictions;
+    let evicted_before = common::stats().idle_evictions;
     std::thread::scope(|s| {
         for t in 0..8 {
             let (url, failed, stale, largest) = (&url, &failed, &stale, &largest);
@@ -79,7 +70,7 @@ fn streaming_users_stay_bounded_and_nothing_is_lost() {
             });
         }
     });
-    let evicted = stats().idle_evictions - evicted_before;
+    let evicted = common::stats().idle_evictions - evicted_before;
     let largest = largest.load(Ordering::Relaxed);
     eprintln!("{USERS} users: at most {largest} entries cached, {evicted} evicted");
     assert_eq!(failed.load(Ordering::Relaxed), 0, "failed calls");

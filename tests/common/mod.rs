@@ -8,6 +8,16 @@ pub fn c(s: &str) -> CString {
     CString::new(s).unwrap()
 }
 
+/// findity_stats, which must succeed.
+pub fn stats() -> FindityStats {
+    let mut s = FindityStats::default();
+    assert_eq!(
+        unsafe { findity_stats(&mut s, std::mem::size_of::<FindityStats>()) },
+        FINDITY_OK
+    );
+    s
+}
+
 pub fn set_option(name: &str, value: &str) -> u32 {
     unsafe { findity_set_option(c(name).as_ptr(), c(value).as_ptr()) }
 }
