@@ -4,7 +4,15 @@
 #
 #   lib/net461/Findity.Auth.dll (+ .xml docs, + .dll.config)  built here by mcs
 #   runtimes/linux-x64/native/libfindity.so                     target/release (make release)
-#   README.md
+#   README.md, LICENSE-MIT, LICENSE-APACHE
+#
+# License metadata: nuget 2.8 knows no <license> or <readme> element (NuGet 4.9 / 5.10), so the
+# nuspec it packs has <licenseUrl> (licenses.nuget.org's page of the SPDX expression, what newer
+# NuGet writes for old clients), <copyright> and both license texts in the package; the packed
+# nuspec is then given <license type="expression">MIT OR Apache-2.0</license> and
+# <readme>README.md</readme>, which current NuGet clients and nuget.org read (nuget 2.8 installs
+# such a package). <projectUrl> is Cargo.toml's [package] homepage or repository, or
+# $FINDITY_PROJECT_URL; none is written when neither is set.
 #
 # Why lib/net461: mcs compiles against Mono's 4.x profile, i.e. the .NET Framework 4.x API, not
 # against netstandard2.0 reference assemblies (which Debian does not package), so the assembly
@@ -52,6 +60,10 @@ cat >"$STAGE/lib/net461/Findity.Auth.dll.config" <<'XML'
 XML
 install -m 0755 "$LIB" "$STAGE/runtimes/linux-x64/native/libfindity.so"
 cp bindings/csharp/README.md "$STAGE/README.md"
+cp LICENSE-MIT LICENSE-APACHE "$STAGE/"
+LICENSE_EXPR="$(sed -n 's/^license *= *"\(.*\)"/\1/p' Cargo.toml | head -1)"
+[ -n "$LICENSE_EXPR" ] || { echo "nuget: no license in Cargo.toml" >&2; exit 1; }
+PROJECT_URL="${FINDITY_PROJECT_URL:-$(awk -F'"' '/^\[/ { p = ($0 == "[package]") } p && /^(homepage|repository) *=/ { print $2; exit }' Cargo.toml)}"
 
 DESCRIPTION="$(sed -n 's:.*<Description>\(.*\)</Description>.*:\1:p' bindings/csharp/Findity.Auth.csproj)"
 cat >"$STAGE/Findity.Auth.nuspec" <<XML
@@ -62,6 +74,9 @@ cat >"$STAGE/Findity.Auth.nuspec" <<XML
     <version>$VERSION</version>
     <authors>libfindity contributors</authors>
     <requireLicenseAcceptance>false</requireLicenseAcceptance>
+    <licenseUrl>https://licenses.nuget.org/${LICENSE_EXPR// /%20}</licenseUrl>
+    <copyright>Copyright (c) The libfindity authors; $LICENSE_EXPR (LICENSE-MIT, LICENSE-APACHE)</copyright>${PROJECT_URL:+
+    <projectUrl>$PROJECT_URL</projectUrl>}
     <description>$DESCRIPTION Built with Mono for .NET Framework 4.6.1+ / Mono; native library for linux-x64.</description>
     <tags>findity oauth expense erp httpclient</tags>
     <frameworkAssemblies>
@@ -72,10 +87,29 @@ cat >"$STAGE/Findity.Auth.nuspec" <<XML
     <file src="lib/net461/*" target="lib/net461" />
     <file src="runtimes/linux-x64/native/libfindity.so" target="runtimes/linux-x64/native" />
     <file src="README.md" target="" />
+    <file src="LICENSE-MIT" target="LICENSE-MIT" />
+    <file src="LICENSE-APACHE" target="LICENSE-APACHE" />
   </files>
 </package>
 XML
 nuget pack "$STAGE/Findity.Auth.nuspec" -BasePath "$STAGE" -OutputDirectory "$ROOT/build/nuget" \
     -NonInteractive -NoPackageAnalysis >"$ROOT/build/nuget/pack.log" 2>&1 \
     || { cat "$ROOT/build/nuget/pack.log" >&2; exit 1; }
+# The modern license and readme elements into the packed nuspec (see the top).
+python3 - "$ROOT/build/nuget/Findity.Auth.$VERSION.nupkg" "$LICENSE_EXPR" <<'PY'
+import os, sys, zipfile
+path, expr = sys.argv[1], sys.argv[2]
+tmp = path + ".tmp"
+with zipfile.ZipFile(path) as zin, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zout:
+    for item in zin.infolist():
+        data = zin.read(item.filename)
+        if item.filename.endswith(".nuspec"):
+            text = data.decode("utf-8")
+            assert "<licenseUrl>" in text and "</description>" in text, "unexpected nuspec from nuget pack"
+            text = text.replace("<licenseUrl>", '<license type="expression">%s</license>\n    <licenseUrl>' % expr, 1)
+            text = text.replace("</description>", "</description>\n    <readme>README.md</readme>", 1)
+            data = text.encode("utf-8")
+        zout.writestr(item, data)
+os.replace(tmp, path)
+PY
 echo "$ROOT/build/nuget/Findity.Auth.$VERSION.nupkg"

@@ -8,7 +8,6 @@ mod common;
 
 use findity::ffi::*;
 use findity_emulator::{Config, Emulator, Fault};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const ID: &str = "soak-client";
@@ -54,36 +53,26 @@ fn soak() {
     let url = emu.url();
     let users = [None, Some("soak-a"), Some("soak-b"), Some("soak-c")];
     token(&url, None).unwrap();
+    // Faults a client must absorb: a 5xx, a 429 with a short Retry-After, a refresh cut off or
+    // refused, each on every Nth matching request (per request, not per unit of time: however
+    // slow the machine or the callers, the share of faulted requests stays the same, so a call's
+    // retries cannot all meet one). Periods are coprime so the kinds do not line up.
+    for (q, every) in [
+        ("endpoint=token&kind=status:503", 7),
+        ("endpoint=grant&kind=status:502", 5),
+        ("endpoint=token&kind=429&retry_after=0", 11),
+        ("endpoint=token&grant=refresh_token&kind=reset", 4),
+        ("endpoint=token&grant=refresh_token&kind=invalid_grant", 9),
+    ] {
+        let params = q.split('&').map(|kv| kv.split_once('=').unwrap());
+        emu.add_fault(Fault::from_params(params).unwrap().count(0).every(every));
+    }
     // The library's own threads once it is in use (the HTTP client's runtime), before the soak.
     let base_threads = common::library_threads();
-    let done = AtomicBool::new(false);
     let start = Instant::now();
     let warm = Duration::from_secs(secs).mul_f64(0.3);
     let (mut warm_fp, mut calls, mut errors) = ((0, 0), 0usize, Vec::new());
     std::thread::scope(|s| {
-        // Faults a client must absorb: single 5xx, 429 with a short Retry-After, a refresh cut off.
-        s.spawn(|| {
-            let kinds = [
-                "endpoint=token&kind=status:503",
-                "endpoint=grant&kind=status:502",
-                "endpoint=token&kind=429&retry_after=0",
-                "endpoint=token&grant=refresh_token&kind=reset",
-                "endpoint=token&grant=refresh_token&kind=invalid_grant",
-            ];
-            // Only while the soak runs: a call still retrying after it (the workers stop
-            // starting calls, not making them) would otherwise meet a fault on every attempt,
-            // since each retry waits longer than the 300 ms between faults, and fail after
-            // timeout_ms of faults no client could absorb (seen: 10 attempts, 19 s).
-            let mut i = 0;
-            while !done.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(secs) {
-                let q = kinds[i % kinds.len()];
-                emu.add_fault(
-                    Fault::from_params(q.split('&').map(|kv| kv.split_once('=').unwrap())).unwrap(),
-                );
-                i += 1;
-                std::thread::sleep(Duration::from_millis(300));
-            }
-        });
         let workers: Vec<_> = (0..8)
             .map(|t| {
                 let url = url.clone();
@@ -114,7 +103,6 @@ fn soak() {
             calls += n;
             errors.extend(e);
         }
-        done.store(true, Ordering::Relaxed);
     });
     // Background refreshes still landing finish within the timeout; give them a moment.
     let settle = Instant::now();

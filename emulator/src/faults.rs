@@ -250,6 +250,11 @@ pub struct Fault {
     pub grant: Option<Grant>,
     /// Number of matching requests it applies to; 0 = until cleared.
     pub count: u32,
+    /// Applies to every `every`th matching request that reaches it (the Nth, 2Nth, ...); the
+    /// requests in between pass it by, to a later fault in the queue or the normal answer.
+    /// 1 (the default): every matching request. Faults are injected per request, never per
+    /// unit of time, so a client sees the same share of faults however fast it asks.
+    pub every: u32,
     pub kind: FaultKind,
     /// `Retry-After` seconds for `429`, `status:CODE` and `consume:status:CODE` answers.
     pub retry_after: Option<u64>,
@@ -262,6 +267,7 @@ impl Fault {
             endpoint,
             grant: None,
             count: 1,
+            every: 1,
             kind,
             retry_after: None,
         }
@@ -273,18 +279,25 @@ impl Fault {
     }
 
     /// Builds a fault from control API parameters
-    /// (`endpoint`, `grant`, `count`, `kind`, `retry_after`).
+    /// (`endpoint`, `grant`, `count`, `every`, `kind`, `retry_after`).
     pub fn from_params<'a, I>(params: I) -> Result<Fault, String>
     where
         I: IntoIterator<Item = (&'a str, &'a str)>,
     {
-        let (mut endpoint, mut grant, mut count, mut kind, mut retry_after) =
-            (Endpoint::Token, None, 1u32, None, None);
+        let (mut endpoint, mut grant, mut count, mut every, mut kind, mut retry_after) =
+            (Endpoint::Token, None, 1u32, 1u32, None, None);
         for (name, value) in params {
             match name {
                 "endpoint" => endpoint = value.parse()?,
                 "grant" | "grant_type" => grant = Some(value.parse()?),
                 "count" => count = value.parse().map_err(|_| format!("bad count {value:?}"))?,
+                "every" => {
+                    every = value
+                        .parse()
+                        .ok()
+                        .filter(|&n| n >= 1)
+                        .ok_or_else(|| format!("bad every {value:?} (1 or more)"))?
+                }
                 "kind" => kind = Some(value.parse::<FaultKind>()?),
                 "retry_after" => {
                     retry_after = Some(
@@ -304,6 +317,7 @@ impl Fault {
             endpoint,
             grant,
             count,
+            every,
             kind,
             retry_after,
         })
@@ -312,6 +326,13 @@ impl Fault {
     /// Applies to the next `n` matching requests (0 = until cleared).
     pub fn count(mut self, n: u32) -> Fault {
         self.count = n;
+        self
+    }
+
+    /// Applies to every `n`th matching request only (`n` >= 1; 0 is taken as 1): with
+    /// `count(0)`, a steady share of faults however many requests come, and however fast.
+    pub fn every(mut self, n: u32) -> Fault {
+        self.every = n.max(1);
         self
     }
 
@@ -340,21 +361,23 @@ impl Fault {
             "endpoint": self.endpoint.to_string(),
             "grant": self.grant.map(|g| g.to_string()),
             "count": self.count,
+            "every": self.every,
             "kind": self.kind.to_string(),
             "retry_after": self.retry_after,
         })
     }
 }
 
-/// FIFO of faults; the first matching one is consumed.
+/// FIFO of faults; the first matching one whose turn it is (see [`Fault::every`]) is used.
+/// Each fault is queued with the number of matching requests that have reached it.
 #[derive(Default)]
 pub(crate) struct FaultQueue {
-    items: VecDeque<Fault>,
+    items: VecDeque<(Fault, u64)>,
 }
 
 impl FaultQueue {
     pub(crate) fn push(&mut self, f: Fault) {
-        self.items.push_back(f);
+        self.items.push_back((f, 0));
     }
 
     pub(crate) fn clear(&mut self) {
@@ -366,19 +389,26 @@ impl FaultQueue {
     }
 
     pub(crate) fn list(&self) -> Vec<Fault> {
-        self.items.iter().cloned().collect()
+        self.items.iter().map(|(f, _)| f.clone()).collect()
     }
 
-    /// Takes one use of the first fault matching this request.
+    /// Takes one use of the first fault matching this request whose turn it is: a fault with
+    /// `every` N counts the matching requests that reach it and applies to each Nth.
     pub(crate) fn take(&mut self, endpoint: Endpoint, grant: Option<Grant>) -> Option<Fault> {
-        let i = self.items.iter().position(|f| f.matches(endpoint, grant))?;
-        let f = &mut self.items[i];
+        let i = self.items.iter_mut().position(|(f, seen)| {
+            if !f.matches(endpoint, grant) {
+                return false;
+            }
+            *seen += 1;
+            *seen % u64::from(f.every.max(1)) == 0
+        })?;
+        let f = &mut self.items[i].0;
         if f.count == 0 {
             return Some(f.clone());
         }
         f.count -= 1;
         if f.count == 0 {
-            self.items.remove(i)
+            self.items.remove(i).map(|(f, _)| f)
         } else {
             Some(f.clone())
         }
@@ -573,6 +603,53 @@ mod tests {
             assert_eq!(q.take(Endpoint::Api, None).unwrap().kind, FaultKind::Text);
         }
         assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn every_nth_matching_request() {
+        let mut q = FaultQueue::default();
+        // Every 3rd refresh request, forever; behind it every 2nd token request, twice.
+        q.push(
+            Fault::parse("token", "reset", 0)
+                .unwrap()
+                .grant(Grant::RefreshToken)
+                .every(3),
+        );
+        q.push(Fault::parse("token", "status:503", 2).unwrap().every(2));
+        let refresh = Some(Grant::RefreshToken);
+        let cc = Some(Grant::ClientCredentials);
+        let mut got = Vec::new();
+        for i in 0..12 {
+            let g = if i % 2 == 0 { refresh } else { cc };
+            got.push(q.take(Endpoint::Token, g).map(|f| f.kind.to_string()));
+        }
+        // Refresh requests are the 1st, 3rd, ...: the reset hits the 3rd and 6th refresh
+        // request; the 503 the 2nd and 4th token request reaching it (refresh requests the
+        // reset passed by count too), then it is used up.
+        let want = [
+            None,
+            Some("status:503"),
+            None,
+            Some("status:503"),
+            Some("reset"),
+            None,
+            None,
+            None,
+            None,
+            None,
+            Some("reset"),
+            None,
+        ];
+        assert_eq!(got, want.map(|k| k.map(String::from)));
+        assert_eq!(q.len(), 1);
+        assert!(Fault::from_params([("kind", "429"), ("every", "0")]).is_err());
+        assert_eq!(
+            Fault::from_params([("kind", "429"), ("every", "4")])
+                .unwrap()
+                .every,
+            4
+        );
+        assert_eq!(Fault::new(Endpoint::Api, FaultKind::Hang).every(0).every, 1);
     }
 
     #[test]

@@ -1,5 +1,10 @@
 /* libfindity demo: an organization token and a user token, then what an error looks like.
- *   usage: demo BASE_URL CLIENT_ID USER_ID   (the client secret comes from FINDITY_CLIENT_SECRET)
+ *   usage: FINDITY_CLIENT_SECRET=SECRET demo BASE_URL CLIENT_ID USER_ID
+ *   e.g.   FINDITY_CLIENT_SECRET=my-secret ./demo http://127.0.0.1:8080 my-client-id E1234
+ *          (against `findity-emulator --port 8080 --client my-client-id:my-secret`)
+ * BASE_URL is production, stage or an emulator's http://127.0.0.1:PORT. The last step asks for
+ * the user "unknown-employee", whom the emulator refuses only when started with
+ * `--unknown-users unknown-employee` (as `make demo` does); Findity refuses it too.
  * Tokens are printed shortened: a real program sends them, it never prints them. */
 #define _POSIX_C_SOURCE 200809L
 #include <findity.h>
@@ -15,6 +20,16 @@ static void print_error(const char *what, uint32_t status) {
     printf("%s failed: status %u, HTTP %u: %s\n", what, status, findity_last_http_status(), msg);
 }
 
+/* A call made to show an error: print the error, or say that there was none (the last error
+ * is then the previous failure's, so it must not be printed as this call's). */
+static void show_refusal(const char *what, uint32_t status, const char *why_not) {
+    if (status == FINDITY_OK) {
+        printf("%s: no error, a token was issued (%s)\n", what, why_not);
+        return;
+    }
+    print_error(what, status);
+}
+
 static double now_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -23,7 +38,14 @@ static double now_us(void) {
 
 int main(int argc, char **argv) {
     if (argc != 4 || !getenv("FINDITY_CLIENT_SECRET")) {
-        fprintf(stderr, "usage: FINDITY_CLIENT_SECRET=... %s BASE_URL CLIENT_ID USER_ID\n", argv[0]);
+        fprintf(stderr,
+                "usage: FINDITY_CLIENT_SECRET=SECRET %s BASE_URL CLIENT_ID USER_ID\n"
+                "  BASE_URL   production, stage, or http://127.0.0.1:PORT for findity-emulator\n"
+                "  CLIENT_ID  the API client id (its secret in FINDITY_CLIENT_SECRET)\n"
+                "  USER_ID    an employee to get a user token for, e.g. E1234\n"
+                "example: FINDITY_CLIENT_SECRET=my-secret %s http://127.0.0.1:8080 my-client-id E1234\n"
+                "  (with: findity-emulator --port 8080 --client my-client-id:my-secret)\n",
+                argv[0], argv[0]);
         return 2;
     }
     const char *base = argv[1], *client = argv[2], *user = argv[3];
@@ -55,8 +77,10 @@ int main(int argc, char **argv) {
 
     /* What a mistake looks like: the message says what failed, where and why. */
     rc = findity_get_token(base, client, "not-the-secret", token, sizeof token, &len);
-    print_error("with a wrong secret (expected)", rc);
+    show_refusal("with a wrong secret (expected to fail)", rc, "the server took \"not-the-secret\"");
     rc = findity_user_token(base, client, secret, "unknown-employee", token, sizeof token, &len);
-    print_error("for an unknown user (expected)", rc);
+    show_refusal("for an unknown user (expected to fail)", rc,
+                 "this server knows \"unknown-employee\": findity-emulator refuses only the ids "
+                 "given to --unknown-users");
     return 0;
 }
