@@ -138,3 +138,4 @@ clean:
 	rm -rf $(BUILD)
 
 include mk/install.mk
+include mk/bindings.mk
