@@ -74,7 +74,7 @@ fn renew(old: *mut State, generation: u64) -> &'static State {
     // Threads racing here may each register it; every fork then bumps the generation more
     // than once, which changes nothing.
     if !ATFORK_REGISTERED.load(Ordering::Acquire) {
-        // SAFETY: the handler only bumps an atomic, which is async-signal-safe.
+        // SAFETY: the handler only uses atomics and close(), which are async-signal-safe.
         unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
         ATFORK_REGISTERED.store(true, Ordering::Release);
     }
@@ -120,6 +120,8 @@ fn renew(old: *mut State, generation: u64) -> &'static State {
 
 extern "C" fn after_fork_in_child() {
     FORK_GENERATION.fetch_add(1, Ordering::AcqRel);
+    // The parent's held store locks must not outlive it in this child (store::file).
+    crate::store::file::close_inherited_locks();
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -135,9 +137,15 @@ impl State {
     pub fn set_option(&self, name: &str, value: &str) -> Result<(), Error> {
         // Serialises setters; the options lock itself is held only to read and to swap, so a
         // fork() in another thread almost never finds it held (the child would lose options).
-        let _one_at_a_time = lock(&self.setters);
+        let one_at_a_time = lock(&self.setters);
         if name == "shared_cache" {
-            return self.store.set(value);
+            let shown = self.store.set(value)?;
+            // Logged with no lock held: a host's log callback may call back into the library.
+            drop(one_at_a_time);
+            if let Some(shown) = shown {
+                log!(Info, "shared cache: {shown}");
+            }
+            return Ok(());
         }
         let current = self.options();
         let mut next = Options::clone(&current);

@@ -250,9 +250,9 @@ fn wrong_secret_rotation_and_tampering() {
     assert_eq!(emu.stats().by_subject.get("user:E9"), Some(&1));
 
     // A record moved to another key's name is not accepted there (AAD binds it to its key).
-    let e9 = std::path::Path::new(&dir).join(format!("{}.rec", Identity::of(&key).id));
+    let e9 = std::path::Path::new(&dir).join(format!("{}.2.rec", Identity::of(&key).id));
     let org_key = Key::parse(&url, ID, None).unwrap();
-    let org_rec = std::path::Path::new(&dir).join(format!("{}.rec", Identity::of(&org_key).id));
+    let org_rec = std::path::Path::new(&dir).join(format!("{}.2.rec", Identity::of(&org_key).id));
     std::fs::copy(&e9, &org_rec).unwrap();
     let m = Job::new(&url, &store_of(&dir)).run();
     assert_eq!((m.n("ok"), m.n("store_errors")), (1, 1), "{:?}", m.values);

@@ -270,6 +270,9 @@ impl Entry {
             let own = slot.secret.ct_eq(secret);
             slot.flight = Flight::Running;
             let refresh = if own { slot.refresh.take() } else { None };
+            if let Some(r) = st.cache.take_refused(&self.key) {
+                slot.rejected = Some(r);
+            }
             let rejected = slot.rejected.clone();
             let flight_secret = Secret::new(secret);
             let flight = FlightGuard {
@@ -384,6 +387,9 @@ impl Entry {
         };
         slot.flight = Flight::Running;
         let refresh = slot.refresh.take();
+        if let Some(r) = st.cache.take_refused(&self.key) {
+            slot.rejected = Some(r);
+        }
         let rejected = slot.rejected.clone();
         let secret = slot.secret.clone();
         let left = slot
@@ -451,6 +457,23 @@ impl Entry {
             slot.set_token(None, &self.version);
         }
         same
+    }
+
+    /// The API refused `access`: drop it if it is the current token (true), and in any case
+    /// never adopt it from the shared store while this entry holds no newer token.
+    pub fn refuse(&self, access: &str) -> bool {
+        let mut slot = lock(&self.slot);
+        match &slot.token {
+            Some(t) if t.access.ct_eq(access) => {
+                slot.set_token(None, &self.version);
+                true
+            }
+            Some(_) => false,
+            None => {
+                slot.rejected = Some(Secret::new(access));
+                false
+            }
+        }
     }
 
     /// Time left before the access token expires, if one is held.

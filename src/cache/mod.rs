@@ -12,6 +12,7 @@
 mod entry;
 mod index;
 mod key;
+mod refused;
 pub mod renewal;
 mod snapshot;
 
@@ -30,6 +31,7 @@ use std::time::{Duration, Instant};
 #[derive(Default)]
 pub struct Cache {
     index: Index,
+    refused: refused::Refused,
 }
 
 /// Cache hit on the entry this thread used last, before the arguments are even validated
@@ -152,12 +154,32 @@ impl Cache {
 
     /// Forget the access token of one key only if it is still `token` (the API answered 401
     /// with it): a token renewed meanwhile stays, so one rejected token causes one renewal.
+    /// The refusal also reaches the shared store: the key's next flight neither adopts `token`
+    /// from it nor leaves it standing there. A process that holds no entry for the key (a
+    /// script, a worker that never served it) remembers the refusal for that flight.
     pub fn invalidate_token(&self, key: &Key, token: &[u8]) {
-        if let Some(e) = self.index.get(key) {
-            if e.invalidate_if(token) {
-                log!(Info, "{key}: invalidated by the caller (rejected token)");
+        let Ok(token) = std::str::from_utf8(token) else {
+            return; // Not a token this library handed out.
+        };
+        match self.index.get(key) {
+            Some(e) => {
+                if e.refuse(token) {
+                    log!(Info, "{key}: invalidated by the caller (rejected token)");
+                }
+            }
+            None => {
+                self.refused.remember(key, token);
+                log!(
+                    Info,
+                    "{key}: rejected token noted; the next call renews it in the shared cache"
+                );
             }
         }
+    }
+
+    /// A refusal noted for `key` while no entry held it (see invalidate_token), taken once.
+    pub(crate) fn take_refused(&self, key: &Key) -> Option<crate::secret::Secret> {
+        self.refused.take(key)
     }
 
     /// Time left before the cached access token of `key` expires, if one is cached.

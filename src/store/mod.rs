@@ -30,7 +30,7 @@ use crate::source;
 use crate::state::State;
 use crate::stats::inc;
 use crate::token::{Freshness, Token};
-use record::{Crypt, Identity, Record};
+use record::{Crypt, Identity, Opened, Record};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::sync::{Mutex, PoisonError};
@@ -40,22 +40,38 @@ use std::time::{Duration, Instant};
 /// never a secret, token, user id or URL credentials.
 #[derive(Debug)]
 pub struct StoreError {
-    /// The lock was held by another process until the wait budget ran out: the store works.
-    pub busy: bool,
+    pub kind: Failure,
     pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The store failed (or did not answer): the outcome of a write is unknown.
+    Down,
+    /// The lock was held by another process until the wait budget ran out: the store works.
+    Busy,
+    /// The lock is no longer ours (lease ran out, lock file removed): nothing was written.
+    Lost,
 }
 
 impl StoreError {
     pub fn down(message: impl Into<String>) -> StoreError {
         StoreError {
-            busy: false,
+            kind: Failure::Down,
             message: message.into(),
         }
     }
 
     pub fn busy(message: impl Into<String>) -> StoreError {
         StoreError {
-            busy: true,
+            kind: Failure::Busy,
+            message: message.into(),
+        }
+    }
+
+    pub fn lost(message: impl Into<String>) -> StoreError {
+        StoreError {
+            kind: Failure::Lost,
             message: message.into(),
         }
     }
@@ -95,6 +111,7 @@ pub struct Active {
     /// The current outage has been logged.
     outage_logged: AtomicBool,
     unreadable_logged: AtomicBool,
+    newer_format_logged: AtomicBool,
 }
 
 /// Parses and opens a `shared_cache` value. Ok(None): off. Err: why it is not usable (no
@@ -125,6 +142,7 @@ pub fn open(spec: &str) -> Result<Option<Arc<Active>>, String> {
         outages: AtomicU32::new(0),
         outage_logged: AtomicBool::new(false),
         unreadable_logged: AtomicBool::new(false),
+        newer_format_logged: AtomicBool::new(false),
     })))
 }
 
@@ -147,51 +165,70 @@ impl Default for Config {
 }
 
 impl Config {
-    /// From `findity_set_option("shared_cache", value)`: a bad value changes nothing.
-    pub fn set(&self, value: &str) -> Result<(), Error> {
+    /// From `findity_set_option("shared_cache", value)`: a bad value changes nothing. Returns
+    /// what the caller logs once it holds no lock (a host's log callback may call back in).
+    pub fn set(&self, value: &str) -> Result<Option<String>, Error> {
         let opened =
             open(value).map_err(|why| Error::invalid_argument(format!("shared_cache: {why}")))?;
-        if let Some(a) = &opened {
-            log!(Info, "shared cache: {}", a.shown);
-        }
+        let shown = opened.as_ref().map(|a| a.shown.clone());
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) =
             opened.map_or(Setting::Off, Setting::On);
-        Ok(())
+        Ok(shown)
     }
 
-    /// The store to use now, if any. Reads FINDITY_SHARED_CACHE on first use.
+    /// The store to use now, if any. Reads FINDITY_SHARED_CACHE on first use. The store is
+    /// opened and logged with no lock held: a log callback may call back into the library.
     pub fn active(&self) -> Option<Arc<Active>> {
+        let spec = {
+            let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            match &*s {
+                Setting::On(a) => return Some(Arc::clone(a)),
+                Setting::Off => return None,
+                Setting::Pending(spec) => spec.clone(),
+                Setting::Unread => match std::env::var("FINDITY_SHARED_CACHE") {
+                    Ok(v) => Secret::new(v),
+                    Err(_) => {
+                        *s = Setting::Off;
+                        return None;
+                    }
+                },
+            }
+        };
+        let opened = open(spec.expose());
         let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let spec = match &*s {
-            Setting::On(a) => return Some(Arc::clone(a)),
-            Setting::Off => return None,
-            Setting::Pending(spec) => spec.clone(),
-            Setting::Unread => match std::env::var("FINDITY_SHARED_CACHE") {
-                Ok(v) => Secret::new(v),
-                Err(_) => {
-                    *s = Setting::Off;
-                    return None;
+        // Another thread (or a set_option) may have settled it meanwhile: theirs wins.
+        let unsettled = match &*s {
+            Setting::Unread => true,
+            Setting::Pending(p) => p.ct_eq(spec.expose()),
+            _ => false,
+        };
+        let mut line = None;
+        if unsettled {
+            *s = match opened {
+                Ok(Some(a)) => {
+                    line = Some(format!("shared cache: {}", a.shown));
+                    Setting::On(a)
                 }
-            },
-        };
-        *s = match open(spec.expose()) {
-            Ok(Some(a)) => {
-                log!(Info, "shared cache: {}", a.shown);
-                Setting::On(a)
-            }
-            Ok(None) => Setting::Off,
-            Err(why) => {
-                log!(
-                    Warn,
-                    "FINDITY_SHARED_CACHE ignored, tokens are cached in this process only: {why}"
-                );
-                Setting::Off
-            }
-        };
-        match &*s {
+                Ok(None) => Setting::Off,
+                Err(why) => {
+                    line = Some(format!(
+                        "FINDITY_SHARED_CACHE ignored, tokens are cached in this process only: {why}"
+                    ));
+                    Setting::Off
+                }
+            };
+        }
+        let active = match &*s {
             Setting::On(a) => Some(Arc::clone(a)),
             _ => None,
+        };
+        drop(s);
+        match line {
+            Some(l) if active.is_some() => log!(Info, "{l}"),
+            Some(l) => log!(Warn, "{l}"),
+            None => {}
         }
+        active
     }
 
     /// A child's setting after fork: the same store, reopened on first use. try_lock only.
@@ -219,18 +256,32 @@ impl Active {
         }
     }
 
-    /// The store failed: count, log once per outage, back off.
+    /// The store failed: count, log once per outage, back off. A busy lock or a lost lease is
+    /// not an outage: the store works, this one renewal goes on without it.
     fn failed(&self, st: &State, key: &Key, e: &StoreError) {
-        inc(&st.stats.store_errors);
-        if e.busy {
-            log!(
-                Warn,
-                "shared cache {}: client \"{}\": {}; renewing in this process",
-                self.shown,
-                key.client_id,
-                e.message
-            );
-            return;
+        match e.kind {
+            Failure::Busy => {
+                log!(
+                    Debug,
+                    "shared cache {}: client \"{}\": {}; renewing in this process",
+                    self.shown,
+                    key.client_id,
+                    e.message
+                );
+                return;
+            }
+            Failure::Lost => {
+                inc(&st.stats.store_errors);
+                log!(
+                    Warn,
+                    "shared cache {}: client \"{}\": {}",
+                    self.shown,
+                    key.client_id,
+                    e.message
+                );
+                return;
+            }
+            Failure::Down => inc(&st.stats.store_errors),
         }
         let n = self.outages.fetch_add(1, Ordering::Relaxed).min(5);
         let pause = Duration::from_secs(1 << n).min(Duration::from_secs(30));
@@ -286,10 +337,12 @@ pub fn renew(
     let now = Instant::now();
     // A quarter of the budget is kept for a request of our own if the holder never finishes.
     let lock_by = now + deadline.saturating_duration_since(now) * 3 / 4;
-    let (mut guard, waited) = match active.backend.lock(&who.id, lock_by, st.options().timeout) {
+    // The lease (Redis) covers the caller's remaining time: any request made under the lock.
+    let hold = deadline.saturating_duration_since(now);
+    let (mut guard, waited) = match active.backend.lock(&who.id, lock_by, hold) {
         Ok(g) => g,
         Err(e) => {
-            if e.busy {
+            if e.kind == Failure::Busy {
                 inc(&st.stats.store_lock_waits);
             }
             active.failed(st, key, &e);
@@ -306,13 +359,26 @@ pub fn renew(
             unreadable(st, &active, key);
             None
         }
-        Ok(Some(bytes)) => {
-            let r = crypt.open(&who, bytes);
-            if r.is_none() {
+        Ok(Some(bytes)) => match crypt.open(&who, bytes) {
+            Opened::Record(r) => Some(r),
+            Opened::Unreadable => {
                 unreadable(st, &active, key);
+                None
             }
-            r
-        }
+            Opened::NewerFormat(v) => {
+                // A newer release's record: neither read nor replaced. This renewal is ours.
+                drop(guard);
+                if !active.newer_format_logged.swap(true, Ordering::AcqRel) {
+                    log!(
+                        Warn,
+                        "shared cache {}: records in format {v} (a newer libfindity; this one writes format {}); their keys are renewed in this process only",
+                        active.shown,
+                        record::FORMAT
+                    );
+                }
+                return source::renew(st, key, refresh, secret, deadline);
+            }
+        },
         Err(e) => {
             drop(guard);
             active.failed(st, key, &e);
@@ -362,12 +428,22 @@ pub fn renew(
     match result {
         Ok(mut token) => {
             let rec = Record::of(&token);
-            if let Err(e) = put(&mut *guard, &crypt, &who, &rec, &st.stats) {
-                drop(guard);
-                active.failed(st, key, &e);
+            match put(&mut *guard, &crypt, &who, &rec, &st.stats) {
+                // Handed to the store: never kept in this process.
+                Ok(()) => token.refresh = None,
+                // Certainly not written (the lock was lost first): nobody else has the new
+                // refresh token, so this process may keep it.
+                Err(e) if e.kind == Failure::Lost => {
+                    drop(guard);
+                    active.failed(st, key, &e);
+                }
+                // Maybe written: another process may read it, so this one must not keep it.
+                Err(e) => {
+                    drop(guard);
+                    active.failed(st, key, &e);
+                    token.refresh = None;
+                }
             }
-            // Handed to the store (or maybe, if the write failed): never kept in this process.
-            token.refresh = None;
             (Ok(token), None)
         }
         Err(e) => {
@@ -400,7 +476,8 @@ fn unreadable(st: &State, active: &Active, key: &Key) {
     }
 }
 
-/// Seal and write `rec` (removed instead when it holds nothing usable).
+/// Seal and write `rec` for as long as it is worth keeping (record::Record::keep_for: the one
+/// lifetime rule of both stores), or remove it when it holds nothing worth keeping.
 fn put(
     guard: &mut dyn Guard,
     crypt: &Crypt,
@@ -408,20 +485,14 @@ fn put(
     rec: &Record,
     stats: &crate::stats::Stats,
 ) -> Result<(), StoreError> {
-    let ttl = rec.remaining();
-    if rec.refresh.is_none() && (rec.access.is_none() || ttl.is_zero()) {
+    let keep = rec.keep_for();
+    if keep.is_zero() {
         return guard.remove();
     }
-    // A refresh token outlives its access token: keep such a record a while in Redis.
-    let ttl = if rec.refresh.is_some() {
-        ttl.max(Duration::from_secs(60))
-    } else {
-        ttl
-    };
     let bytes = crypt
         .seal(who, rec)
         .ok_or_else(|| StoreError::down("cannot seal a record"))?;
-    guard.write(&bytes, ttl)?;
+    guard.write(&bytes, keep)?;
     inc(&stats.store_writes);
     Ok(())
 }

@@ -16,7 +16,18 @@ use ring::rand::{SecureRandom, SystemRandom};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use zeroize::Zeroize;
 
-const MAGIC: &[u8; 4] = b"FDY1";
+/// The store's format: in record and key names (`<id>.2.rec`, `findity:2:{<id>}:rec`) and in
+/// the sealed record's magic. Bump it whenever names, locking or the record change meaning;
+/// processes of different formats then share nothing (see CHANGELOG's upgrade rule).
+pub const FORMAT: u8 = 2;
+const MAGIC: &[u8; 4] = b"FDY2";
+/// How long a record outlives its access token when it holds a refresh token (Findity does not
+/// document a refresh token's life): the one lifetime rule of both stores.
+pub const REFRESH_KEEP: Duration = Duration::from_secs(24 * 3600);
+/// The longest any record can be worth keeping after it was written: files older than this
+/// are swept without being read (the sweeper has no secret to read them with).
+pub const MAX_KEEP: Duration =
+    Duration::from_secs(crate::token::MAX_LIFETIME.as_secs() + REFRESH_KEEP.as_secs());
 const SALT: &[u8] = b"libfindity shared_cache v1";
 /// Records larger than this are not records (a token answer is capped far below it).
 pub const MAX_RECORD: usize = 64 * 1024;
@@ -119,10 +130,20 @@ impl Record {
         ))
     }
 
-    /// Time the access token has left (wall clock), for the Redis TTL.
+    /// Time the access token has left (wall clock).
     pub fn remaining(&self) -> Duration {
         let end = self.issued_ms.saturating_add(self.lifetime_ms);
         Duration::from_millis(end.saturating_sub(wall_ms(SystemTime::now())))
+    }
+
+    /// How long the record is worth keeping: while its access token lives, and REFRESH_KEEP
+    /// longer if it holds a refresh token. Zero: nothing worth keeping.
+    pub fn keep_for(&self) -> Duration {
+        match (&self.access, &self.refresh) {
+            (_, Some(_)) => self.remaining() + REFRESH_KEEP,
+            (Some(_), None) => self.remaining(),
+            (None, None) => Duration::ZERO,
+        }
     }
 }
 
@@ -145,7 +166,7 @@ impl Crypt {
 
     pub fn seal(&self, who: &Identity, r: &Record) -> Option<Vec<u8>> {
         let out = Out {
-            v: 1,
+            v: FORMAT as u32,
             access: r.access.as_ref().map(Secret::expose),
             refresh: r.refresh.as_ref().map(Secret::expose),
             issued_ms: r.issued_ms,
@@ -178,14 +199,19 @@ impl Crypt {
         Some(buf)
     }
 
-    /// None: not a record of this key sealed with this secret (wrong secret, another key's
-    /// record, tampered, truncated, or not a record at all).
-    pub fn open(&self, who: &Identity, mut bytes: Vec<u8>) -> Option<Record> {
+    /// The record, if it is one of this key sealed with this secret in this format.
+    pub fn open(&self, who: &Identity, mut bytes: Vec<u8>) -> Opened {
         let head = MAGIC.len() + NONCE_LEN;
-        if bytes.len() < head + CHACHA20_POLY1305.tag_len() || &bytes[..MAGIC.len()] != MAGIC {
-            return None;
+        if let Some(v) = newer_format(&bytes) {
+            bytes.zeroize();
+            return Opened::NewerFormat(v);
         }
-        let nonce = Nonce::try_assume_unique_for_key(&bytes[MAGIC.len()..head]).ok()?;
+        if bytes.len() < head + CHACHA20_POLY1305.tag_len() || &bytes[..MAGIC.len()] != MAGIC {
+            return Opened::Unreadable;
+        }
+        let Ok(nonce) = Nonce::try_assume_unique_for_key(&bytes[MAGIC.len()..head]) else {
+            return Opened::Unreadable;
+        };
         let parsed =
             match self
                 .key
@@ -195,13 +221,43 @@ impl Crypt {
                 Err(_) => None,
             };
         bytes.zeroize();
-        let r = parsed.filter(|r| r.v == 1)?;
-        Some(Record {
-            access: r.access.map(Secret::new),
-            refresh: r.refresh.map(Secret::new),
-            issued_ms: r.issued_ms,
-            lifetime_ms: r.lifetime_ms,
-        })
+        match parsed.filter(|r| r.v == FORMAT as u32) {
+            Some(r) => Opened::Record(Record {
+                access: r.access.map(Secret::new),
+                refresh: r.refresh.map(Secret::new),
+                issued_ms: r.issued_ms,
+                lifetime_ms: r.lifetime_ms,
+            }),
+            None => Opened::Unreadable,
+        }
+    }
+}
+
+/// What a stored record turned out to be.
+pub enum Opened {
+    Record(Record),
+    /// Not a record of this key sealed with this secret (wrong or rotated secret, another
+    /// key's record, tampered, truncated, an older format, or not a record at all): replaced
+    /// by the next renewal.
+    Unreadable,
+    /// Written by a newer release in a format this one does not know: left alone.
+    NewerFormat(u8),
+}
+
+impl Opened {
+    pub fn record(self) -> Option<Record> {
+        match self {
+            Opened::Record(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// `FDY<digit>` with a digit above ours.
+fn newer_format(bytes: &[u8]) -> Option<u8> {
+    match bytes {
+        [b'F', b'D', b'Y', d, ..] if d.is_ascii_digit() && d - b'0' > FORMAT => Some(d - b'0'),
+        _ => None,
     }
 }
 
@@ -231,22 +287,30 @@ mod tests {
         for plain in ["ACCESS-TOKEN", "REFRESH-TOKEN", "s3cret"] {
             assert!(!text.contains(plain));
         }
-        let back = c.open(&who, sealed.clone()).unwrap();
+        let back = c.open(&who, sealed.clone()).record().unwrap();
         assert_eq!(back.access.unwrap().expose(), "ACCESS-TOKEN-123");
         assert_eq!(back.refresh.unwrap().expose(), "REFRESH-TOKEN-456");
         // Wrong secret, another key's identity, a flipped bit: nothing.
         assert!(Crypt::new(&Secret::new("other"), &who)
             .open(&who, sealed.clone())
+            .record()
             .is_none());
         let other = Identity::of(&key(Some("E2")));
         assert!(Crypt::new(&secret, &other)
             .open(&other, sealed.clone())
+            .record()
             .is_none());
         let mut bad = sealed.clone();
         let n = bad.len();
         bad[n - 20] ^= 1;
-        assert!(c.open(&who, bad).is_none());
-        assert!(c.open(&who, b"FDY1".to_vec()).is_none());
+        assert!(c.open(&who, bad).record().is_none());
+        assert!(matches!(c.open(&who, b"FDY1".to_vec()), Opened::Unreadable));
+        let mut v1 = sealed.clone();
+        v1[3] = b'1';
+        assert!(matches!(c.open(&who, v1), Opened::Unreadable));
+        let mut v3 = sealed;
+        v3[3] = b'3';
+        assert!(matches!(c.open(&who, v3), Opened::NewerFormat(3)));
     }
 
     #[test]

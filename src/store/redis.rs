@@ -1,9 +1,17 @@
-//! The Redis store, for several hosts. Per key a record `findity:rec:<id>` with a TTL of the
-//! token's remaining life, and a lock `findity:lock:<id>`: `SET NX PX lease` with a random
-//! value, released by a compare-and-delete script, so a holder whose lease ran out never
-//! deletes another's lock. The lease is longer than the caller's timeout_ms, so it outlives
-//! any request made under it; a holder that dies leaves a lock that expires on its own.
-//! Blocking connections with short connect and response timeouts, pooled.
+//! The Redis store, for several hosts. Per key, in format 2 (see record::FORMAT), a record
+//! `findity:2:{<id>}:rec` and a lock `findity:2:{<id>}:lock`: the `{<id>}` hash tag puts both
+//! in one hash slot, so the scripts below work on Redis Cluster too.
+//!
+//! The lock is `SET NX PX lease` with a random value. The lease is the caller's remaining time
+//! plus a little, so it outlives any request made under it. Every write is fenced: one script
+//! checks that the lock still holds our value and only then writes (or deletes) the record, so
+//! a holder paused past its lease (SIGSTOP, a VM freeze, a failover that lost the lock key)
+//! writes nothing and sends no refresh token another host may have taken; the unlock is a
+//! compare-and-delete. A holder that dies leaves a lock that expires on its own.
+//!
+//! Blocking connections, pooled; every command's timeout is at most IO_TIMEOUT and never past
+//! the caller's deadline. A pooled connection the server closed meanwhile (its idle `timeout`,
+//! a load balancer) is retried once on a fresh connection before the store counts as down.
 
 use super::{Guard, Store, StoreError};
 use redis::{Client, Connection, ConnectionLike};
@@ -13,12 +21,35 @@ use std::time::{Duration, Instant};
 
 /// Connect and response timeouts: a store that does not answer within this is down.
 const IO_TIMEOUT: Duration = Duration::from_millis(1000);
-/// The lock lease beyond the longest hold the caller announces (its timeout_ms).
-const LEASE_EXTRA: Duration = Duration::from_secs(5);
+/// Shortest timeout given to a command, even past the deadline (an unlock must get through).
+const MIN_IO_TIMEOUT: Duration = Duration::from_millis(100);
+/// The lock lease beyond the caller's remaining time.
+const LEASE_EXTRA: Duration = Duration::from_secs(2);
 const POOL: usize = 8;
 
 const UNLOCK: &str =
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+/// KEYS: lock, record. ARGV: lock value, record bytes ("" deletes), TTL in ms. 1: done, 0: the
+/// lock is no longer ours and nothing was written.
+const FENCED_WRITE: &str = "if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end \
+if ARGV[2] == '' then redis.call('del', KEYS[2]) else redis.call('set', KEYS[2], ARGV[2], 'PX', ARGV[3]) end \
+return 1";
+
+/// The names of one key's lock and record.
+fn names(id: &str) -> (String, String) {
+    let f = super::record::FORMAT;
+    (
+        format!("findity:{f}:{{{id}}}:lock"),
+        format!("findity:{f}:{{{id}}}:rec"),
+    )
+}
+
+fn io_timeout(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .clamp(MIN_IO_TIMEOUT, IO_TIMEOUT)
+}
 
 pub struct RedisStore {
     client: Client,
@@ -75,23 +106,24 @@ impl RedisStore {
         &self.shown
     }
 
-    fn connection(&self) -> Result<Connection, StoreError> {
-        if let Some(c) = self
+    /// A pooled connection (true) or a new one (false), with timeouts for `deadline`.
+    fn connection(&self, deadline: Instant) -> Result<(Connection, bool), StoreError> {
+        let pooled = self
             .idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .pop()
-        {
-            return Ok(c);
-        }
-        let c = self
-            .client
-            .get_connection_with_timeout(IO_TIMEOUT)
-            .map_err(|e| self.err("cannot connect to", &e))?;
-        c.set_read_timeout(Some(IO_TIMEOUT))
-            .and_then(|()| c.set_write_timeout(Some(IO_TIMEOUT)))
-            .map_err(|e| self.err("cannot set timeouts on", &e))?;
-        Ok(c)
+            .pop();
+        let (c, was_pooled) = match pooled {
+            Some(c) => (c, true),
+            None => (
+                self.client
+                    .get_connection_with_timeout(io_timeout(deadline))
+                    .map_err(|e| self.err("cannot connect to", &e))?,
+                false,
+            ),
+        };
+        set_timeouts(&c, deadline).map_err(|e| self.err("cannot set timeouts on", &e))?;
+        Ok((c, was_pooled))
     }
 
     fn put_back(&self, c: Connection) {
@@ -101,13 +133,17 @@ impl RedisStore {
         }
     }
 
-    fn err(&self, what: &str, e: &redis::RedisError) -> StoreError {
-        // One connection failed: the idle ones (same server) most likely did too, and each
-        // would cost a failure and a longer back-off after Redis is back.
+    fn drop_idle(&self) {
         self.idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+    }
+
+    fn err(&self, what: &str, e: &redis::RedisError) -> StoreError {
+        // One connection failed: the idle ones (same server) most likely did too, and each
+        // would cost a failure and a longer back-off after Redis is back.
+        self.drop_idle();
         let why = if e.is_timeout() {
             "timed out".to_string()
         } else if e.is_connection_refusal() {
@@ -121,6 +157,17 @@ impl RedisStore {
     }
 }
 
+fn set_timeouts(c: &Connection, deadline: Instant) -> redis::RedisResult<()> {
+    let t = io_timeout(deadline);
+    c.set_read_timeout(Some(t))?;
+    c.set_write_timeout(Some(t))
+}
+
+/// A failure that a pooled connection closed by the server (or a balancer) would give.
+fn stale_connection(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_timeout()
+}
+
 impl Store for RedisStore {
     fn lock(
         &self,
@@ -128,21 +175,20 @@ impl Store for RedisStore {
         deadline: Instant,
         hold: Duration,
     ) -> Result<(Box<dyn Guard + '_>, bool), StoreError> {
-        let mut con = self.connection()?;
+        let (mut con, mut pooled) = self.connection(deadline)?;
         let mut value = [0u8; 16];
         SystemRandom::new()
             .fill(&mut value)
             .map_err(|_| StoreError::down("no random numbers for the lock value"))?;
         let value: String = value.iter().map(|b| format!("{b:02x}")).collect();
-        let key = format!("findity:lock:{id}");
+        let (key, record) = names(id);
         let lease = (hold + LEASE_EXTRA).as_millis() as u64;
         let mut waited = false;
         let mut pause = Duration::from_millis(1);
-        let record = format!("findity:rec:{id}");
         // The lock and the read in one round trip: once SET NX succeeded on this connection,
         // the GET that follows it sees what only the lock holder (us) may change.
         let prefetched = loop {
-            let (got, rec): (Option<String>, Option<Vec<u8>>) = redis::pipe()
+            let answer: redis::RedisResult<(Option<String>, Option<Vec<u8>>)> = redis::pipe()
                 .cmd("SET")
                 .arg(&key)
                 .arg(&value)
@@ -151,8 +197,19 @@ impl Store for RedisStore {
                 .arg(lease)
                 .cmd("GET")
                 .arg(&record)
-                .query(&mut con)
-                .map_err(|e| self.err("cannot lock in", &e))?;
+                .query(&mut con);
+            let (got, rec) = match answer {
+                Ok(a) => a,
+                Err(e) if pooled && stale_connection(&e) => {
+                    // Most likely closed while idle in the pool: once more, on a new one.
+                    self.drop_idle();
+                    con = self.connection(deadline)?.0;
+                    pooled = false;
+                    continue;
+                }
+                Err(e) => return Err(self.err("cannot lock in", &e)),
+            };
+            pooled = false;
             if got.is_some() {
                 break rec;
             }
@@ -175,6 +232,7 @@ impl Store for RedisStore {
                 record,
                 lock: key,
                 value,
+                deadline,
             }),
             waited,
         ))
@@ -190,6 +248,7 @@ struct RedisGuard<'a> {
     record: String,
     lock: String,
     value: String,
+    deadline: Instant,
 }
 
 impl RedisGuard<'_> {
@@ -204,12 +263,33 @@ impl RedisGuard<'_> {
                 self.store.shown
             )));
         };
-        match cmd.query(con) {
+        let answer = set_timeouts(con, self.deadline).and_then(|()| cmd.query(con));
+        match answer {
             Ok(v) => Ok(v),
             Err(e) => {
                 self.con = None;
                 Err(self.store.err(what, &e))
             }
+        }
+    }
+
+    /// Write (or with empty `bytes`, delete) the record only while the lock is ours.
+    fn fenced(&mut self, bytes: &[u8], ttl_ms: u64) -> Result<(), StoreError> {
+        let cmd = redis::cmd("EVAL")
+            .arg(FENCED_WRITE)
+            .arg(2)
+            .arg(&self.lock)
+            .arg(&self.record)
+            .arg(&self.value)
+            .arg(bytes)
+            .arg(ttl_ms.max(1))
+            .clone();
+        match self.run::<i64>("cannot write to", &cmd)? {
+            1 => Ok(()),
+            _ => Err(StoreError::lost(format!(
+                "the lock's lease in Redis at {} ran out (or the lock was lost); nothing written",
+                self.store.shown
+            ))),
         }
     }
 }
@@ -225,21 +305,14 @@ impl Guard for RedisGuard<'_> {
 
     fn write(&mut self, bytes: &[u8], ttl: Duration) -> Result<(), StoreError> {
         let ms = ttl.as_millis() as u64;
-        if ms == 0 {
+        if ms == 0 || bytes.is_empty() {
             return self.remove();
         }
-        let cmd = redis::cmd("SET")
-            .arg(&self.record)
-            .arg(bytes)
-            .arg("PX")
-            .arg(ms)
-            .clone();
-        self.run::<()>("cannot write to", &cmd)
+        self.fenced(bytes, ms)
     }
 
     fn remove(&mut self) -> Result<(), StoreError> {
-        let cmd = redis::cmd("DEL").arg(&self.record).clone();
-        self.run::<()>("cannot write to", &cmd)
+        self.fenced(&[], 0)
     }
 }
 
