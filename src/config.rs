@@ -19,6 +19,10 @@ pub struct Options {
     pub renewal_threads: usize,
     /// A cache entry unused this long is dropped, whatever it holds.
     pub idle: Duration,
+    /// How long refused connections (nothing listens at the address) are retried, counted
+    /// from the first refusal of a call: long enough for a server that is restarting, short
+    /// enough that a wrong port fails at once rather than after timeout_ms. 0: no retry.
+    pub refused: Duration,
 }
 
 pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
@@ -27,6 +31,9 @@ pub const DEFAULT_RENEWAL_THREADS: usize = 4;
 const MAX_RENEWAL_THREADS: usize = 64;
 /// 30 minutes: a connector walking every employee keeps each one's tokens across a pass.
 pub const DEFAULT_IDLE_MS: u64 = 1_800_000;
+/// Retries of a refused connection within 3 s (about 5 attempts with backoff): a call to a
+/// port nothing listens on fails within 5 s whatever timeout_ms is.
+pub const DEFAULT_REFUSED_MS: u64 = 3_000;
 const MAX_MS: u64 = 3_600_000;
 const MAX_IDLE_MS: u64 = 7 * 24 * 3_600_000;
 
@@ -41,6 +48,7 @@ impl Default for Options {
             user_agent: default_user_agent(),
             renewal_threads: DEFAULT_RENEWAL_THREADS,
             idle: Duration::from_millis(DEFAULT_IDLE_MS),
+            refused: Duration::from_millis(DEFAULT_REFUSED_MS),
         }
     }
 }
@@ -140,6 +148,21 @@ impl Options {
                 };
                 Ok(Effect::Timing)
             }
+            "refused_ms" => {
+                self.refused = if value.is_empty() {
+                    Duration::from_millis(DEFAULT_REFUSED_MS)
+                } else {
+                    match value.parse::<u64>() {
+                        Ok(ms) if ms <= MAX_MS => Duration::from_millis(ms),
+                        _ => {
+                            return Err(Error::invalid_argument(format!(
+                                "refused_ms must be a whole number of milliseconds from 0 to {MAX_MS}"
+                            )))
+                        }
+                    }
+                };
+                Ok(Effect::Timing)
+            }
             "log_level" => {
                 if value.is_empty() {
                     return Ok(Effect::LogLevel(crate::log::env_level()));
@@ -149,7 +172,7 @@ impl Options {
                 })
             }
             _ => Err(Error::invalid_argument(format!(
-                "unknown option \"{}\"; known: timeout_ms, connect_timeout_ms, ca_file, proxy, user_agent, log_level, renewal_threads, idle_ms, shared_cache",
+                "unknown option \"{}\"; known: timeout_ms, connect_timeout_ms, ca_file, proxy, user_agent, log_level, renewal_threads, idle_ms, refused_ms, shared_cache",
                 crate::error::sanitize_server_text(name, 64)
             ))),
         }
@@ -194,6 +217,13 @@ mod tests {
         assert_eq!(o.renewal_threads, DEFAULT_RENEWAL_THREADS);
         for bad in ["0", "65", "x", "-1"] {
             assert!(o.set("renewal_threads", bad).is_err(), "{bad}");
+        }
+        o.set("refused_ms", "0").unwrap();
+        assert_eq!(o.refused, Duration::ZERO);
+        o.set("refused_ms", "").unwrap();
+        assert_eq!(o.refused, Duration::from_millis(DEFAULT_REFUSED_MS));
+        for bad in ["-1", "x", "1.5", "99999999999"] {
+            assert!(o.set("refused_ms", bad).is_err(), "{bad}");
         }
         o.set("idle_ms", "250").unwrap();
         assert_eq!(o.idle, Duration::from_millis(250));

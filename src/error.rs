@@ -44,6 +44,11 @@ pub struct Error {
     pub retry_after: Option<Duration>,
     /// The host name did not resolve: worth one quick retry, not the whole timeout.
     pub unresolved: bool,
+    /// The connection was refused (nothing listens at that address): retried only for
+    /// refused_ms (a server restarting), not the whole timeout.
+    pub refused: bool,
+    /// The TCP or TLS set-up took connect_timeout_ms (a host dropping packets): one retry.
+    pub connect_timed_out: bool,
 }
 
 impl Error {
@@ -57,6 +62,8 @@ impl Error {
             retryable: false,
             retry_after: None,
             unresolved: false,
+            refused: false,
+            connect_timed_out: false,
         }
     }
 

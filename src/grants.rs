@@ -99,7 +99,10 @@ pub fn exchange_code(
 }
 
 fn encode(pairs: &[(&str, &str)]) -> Secret {
-    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    // Sized for the worst case (every byte percent-encoded), so the String never grows: growing
+    // would free a copy of the secret unwiped.
+    let size = pairs.iter().map(|(k, v)| 3 * (k.len() + v.len()) + 2).sum();
+    let mut s = url::form_urlencoded::Serializer::new(String::with_capacity(size));
     for (k, v) in pairs {
         s.append_pair(k, v);
     }
@@ -129,6 +132,11 @@ fn token_request(
 
 /// A 2xx answer that cannot be used. Its body is never quoted: it may hold a token.
 fn bad_answer(answer: &Answer, why: String) -> Error {
+    let why = match (&answer.undecodable, answer.content_encoding.as_str()) {
+        (Some(undecodable), _) => format!("a body with {undecodable}"),
+        (None, "") => why,
+        (None, enc) => format!("{why} (after decoding Content-Encoding \"{enc}\")"),
+    };
     let mut e = Error::new(
         Status::Server,
         format!("HTTP {} answer unusable: {why}", answer.status),
@@ -158,7 +166,8 @@ fn answer_error(answer: &Answer, replayable: bool, secrets: &[&str]) -> Error {
         }
         (_, "invalid_token") => " (the organization token was refused)",
         (404, _) => " (check base_url)",
-        (429, _) => " (rate limited; retried with backoff until timeout_ms)",
+        // What was waited for, or why not, is added by the retry loop (crate::source).
+        (429, _) => " (rate limited)",
         _ => "",
     };
     msg.push_str(hint);
@@ -184,7 +193,13 @@ fn answer_error(answer: &Answer, replayable: bool, secrets: &[&str]) -> Error {
 /// redacted before the text is trimmed, so none can straddle the cut.
 fn error_details(answer: &Answer, secrets: &[&str]) -> (Option<String>, Option<String>) {
     use crate::error::redact_text;
-    if let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(&answer.body) {
+    if let Some(why) = &answer.undecodable {
+        return (None, Some(format!("a body with {why}")));
+    }
+    let parsed = serde_json::from_slice::<Value>(&answer.body)
+        .ok()
+        .map(Wiped);
+    if let Some(Wiped(Value::Object(obj))) = &parsed {
         let field = |names: &[&str]| {
             names.iter().find_map(|n| match obj.get(*n) {
                 Some(Value::String(s)) if !s.is_empty() => {
@@ -199,7 +214,7 @@ fn error_details(answer: &Answer, secrets: &[&str]) -> (Option<String>, Option<S
             field(&["error_description", "description", "message"]),
         );
     }
-    let text = String::from_utf8_lossy(&answer.body);
+    let text = zeroize::Zeroizing::new(String::from_utf8_lossy(&answer.body).into_owned());
     let trimmed = text.trim_start();
     if answer.content_type.contains("html") || trimmed.starts_with('<') {
         return (None, Some("an HTML page instead of an OAuth answer".into()));
@@ -215,8 +230,8 @@ fn error_details(answer: &Answer, secrets: &[&str]) -> (Option<String>, Option<S
 
 /// Read a token answer. Public for fuzzing.
 pub fn parse_token(body: &[u8], issued_at: Instant) -> Result<Token, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|_| "not JSON".to_string())?;
-    let obj = v.as_object().ok_or("not a JSON object")?;
+    let v = Wiped(serde_json::from_slice(body).map_err(|_| "not JSON".to_string())?);
+    let obj = v.0.as_object().ok_or("not a JSON object")?;
     let access =
         checked_token(obj.get("access_token"), "access_token")?.ok_or("no access_token")?;
     if let Some(tt) = obj.get("token_type") {
@@ -232,9 +247,33 @@ pub fn parse_token(body: &[u8], issued_at: Instant) -> Result<Token, String> {
 }
 
 pub fn parse_code(body: &[u8]) -> Result<Secret, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|_| "not JSON".to_string())?;
-    let obj = v.as_object().ok_or("not a JSON object")?;
+    let v = Wiped(serde_json::from_slice(body).map_err(|_| "not JSON".to_string())?);
+    let obj = v.0.as_object().ok_or("not a JSON object")?;
     checked_token(obj.get("code"), "code")?.ok_or_else(|| "no code".into())
+}
+
+/// A parsed answer whose strings (tokens, codes, keys) are wiped when it is dropped.
+struct Wiped(Value);
+
+impl Drop for Wiped {
+    fn drop(&mut self) {
+        wipe(&mut self.0);
+    }
+}
+
+fn wipe(v: &mut Value) {
+    use zeroize::Zeroize;
+    match v {
+        Value::String(s) => s.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(wipe),
+        Value::Object(map) => {
+            for (mut k, mut v) in std::mem::take(map) {
+                k.zeroize();
+                wipe(&mut v);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
 }
 
 /// Tokens end up in HTTP headers built by callers: only visible ASCII is let through,
@@ -330,10 +369,56 @@ mod tests {
     fn answer(status: u16, ct: &str, body: &str) -> Answer {
         Answer {
             status,
-            body: body.as_bytes().to_vec(),
+            body: zeroize::Zeroizing::new(body.as_bytes().to_vec()),
             content_type: ct.into(),
             retry_after: None,
+            content_encoding: String::new(),
+            undecodable: None,
         }
+    }
+
+    #[test]
+    fn an_undecodable_answer_names_its_content_encoding() {
+        let mut a = answer(200, "application/json", "\u{b}\u{2}garbage");
+        a.content_encoding = "br".into();
+        a.undecodable = Some("Content-Encoding \"br\", which libfindity cannot decode".into());
+        let e = bad_answer(&a, "not JSON".into());
+        assert!(
+            e.message
+                .starts_with("HTTP 200 answer unusable: a body with Content-Encoding \"br\""),
+            "{}",
+            e.message
+        );
+        let mut a = answer(503, "text/plain", "\u{b}\u{2}garbage");
+        a.undecodable = Some("Content-Encoding \"br\", which libfindity cannot decode".into());
+        let e = answer_error(&a, true, &[]);
+        assert!(
+            e.message.contains("Content-Encoding \"br\""),
+            "{}",
+            e.message
+        );
+        assert!(e.retryable, "still a 503");
+        // Decoded but still no JSON: the coding is named too.
+        let mut a = answer(200, "application/json", "<html>");
+        a.content_encoding = "gzip".into();
+        let e = bad_answer(&a, "not JSON".into());
+        assert!(e
+            .message
+            .contains("not JSON (after decoding Content-Encoding \"gzip\")"));
+    }
+
+    #[test]
+    fn parsed_answers_are_wiped() {
+        let mut v: Value = serde_json::from_str(
+            r#"{"access_token":"secret-token","nested":[{"refresh_token":"rt"}]}"#,
+        )
+        .unwrap();
+        wipe(&mut v);
+        let text = v.to_string();
+        assert!(
+            !text.contains("secret-token") && !text.contains("rt\""),
+            "{text}"
+        );
     }
 
     #[test]

@@ -4,12 +4,13 @@
 //! "[redacted]").
 //!
 //! Lock-free and fork-safe: the sink is one atomic pointer, so logging never blocks and a child
-//! after fork() keeps its parent's settings.
+//! after fork() keeps its parent's settings. Lines to stderr are one write(2) each on fd 2,
+//! never through std's stderr lock, which a child forked while another thread held it would
+//! inherit held forever.
 
 use std::collections::hash_map::DefaultHasher;
 use std::ffi::{c_char, c_void, CString};
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -140,7 +141,7 @@ pub fn write(l: Level, msg: std::fmt::Arguments) {
     let line = msg.to_string();
     let sink = SINK.load(Ordering::Acquire);
     if sink.is_null() {
-        let _ = writeln!(std::io::stderr(), "findity {}: {line}", l.name());
+        write_stderr(format!("findity {}: {line}\n", l.name()).as_bytes());
         return;
     }
     // SAFETY: sinks are never freed (see set_callback).
@@ -148,6 +149,25 @@ pub fn write(l: Level, msg: std::fmt::Arguments) {
     let c = CString::new(line.replace('\0', " ")).unwrap_or_default();
     // SAFETY: the host promised a callable function; the pointers are valid for the call.
     unsafe { (sink.callback)(l as u32, c.as_ptr(), sink.userdata) };
+}
+
+/// The whole line in one write(2) to fd 2 (lines up to PIPE_BUF bytes are not interleaved
+/// with other writers' on a pipe); no lock, so a child after fork() can always log.
+fn write_stderr(mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: writes from a valid slice; fd 2 may be closed, which is just an error.
+        let n = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        if n == 0 {
+            return;
+        }
+        bytes = &bytes[n as usize..];
+    }
 }
 
 /// A short, stable fingerprint of a token for correlating log lines; the token itself cannot be

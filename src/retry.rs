@@ -14,6 +14,26 @@ pub struct Backoff {
     attempt: u32,
     /// No new attempt starts after this: the deadline, or earlier (see `no_retry_after`).
     retry_until: Instant,
+    started: Instant,
+    /// Refused connections are retried for this long after the first one (option refused_ms).
+    refused_for: Duration,
+    first_refused: Option<Instant>,
+    connect_timeouts: u32,
+}
+
+/// Why an error is not followed by another attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GiveUp {
+    /// Not worth retrying: a refusal, or a single-use grant that may have been used.
+    Final,
+    /// The server asked (`Retry-After`) to wait longer than the time left.
+    RetryAfter { asked: Duration, left: Duration },
+    /// The next attempt would start past the deadline.
+    Deadline,
+    /// Connections were refused for refused_ms: nothing listens there.
+    Refused,
+    /// A name that does not resolve, or a connection set-up that timed out, was retried once.
+    RetriedOnce,
 }
 
 thread_local! {
@@ -51,33 +71,71 @@ impl Backoff {
         Backoff {
             attempt: 0,
             retry_until: horizon(deadline),
+            started: Instant::now(),
+            refused_for: Duration::from_millis(crate::config::DEFAULT_REFUSED_MS),
+            first_refused: None,
+            connect_timeouts: 0,
         }
+    }
+
+    /// Retry refused connections for `d` after the first refusal (option refused_ms).
+    pub fn refused_for(mut self, d: Duration) -> Backoff {
+        self.refused_for = d;
+        self
     }
 
     pub fn attempts(&self) -> u32 {
         self.attempt + 1
     }
 
-    /// Sleep before the next attempt after `err` and return how long. None (without sleeping)
-    /// when the error is not worth retrying or the wait would end past the deadline.
-    pub fn wait(&mut self, err: &Error) -> Option<Duration> {
+    /// Time since the first attempt.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Sleep before the next attempt after `err` and return how long; or say (without
+    /// sleeping) why there is no next attempt.
+    pub fn wait(&mut self, err: &Error) -> Result<Duration, GiveUp> {
         if !err.retryable {
-            return None;
+            return Err(GiveUp::Final);
         }
         // A name that does not resolve gets one quick retry (a resolver hiccup), not the
         // whole timeout: it rarely starts resolving within seconds.
         if err.unresolved && self.attempt >= 1 {
-            return None;
+            return Err(GiveUp::RetriedOnce);
+        }
+        // A host that drops packets costs connect_timeout_ms and one retry, not timeout_ms.
+        if err.connect_timed_out {
+            if self.connect_timeouts >= 1 {
+                return Err(GiveUp::RetriedOnce);
+            }
+            self.connect_timeouts += 1;
         }
         // The server's Retry-After is a floor, never a reason to retry faster than our backoff.
         let backoff = jittered(delay_for(self.attempt));
         let delay = err.retry_after.map_or(backoff, |d| d.max(backoff));
-        if delay >= self.retry_until.saturating_duration_since(Instant::now()) {
-            return None;
+        let now = Instant::now();
+        // Nothing listens there: a few quick retries cover a server that is restarting; a
+        // wrong port or a stopped server fails within refused_ms, not timeout_ms.
+        if err.refused {
+            let first = *self.first_refused.get_or_insert(now);
+            if now
+                .checked_add(delay)
+                .is_none_or(|t| t > first + self.refused_for)
+            {
+                return Err(GiveUp::Refused);
+            }
+        }
+        let left = self.retry_until.saturating_duration_since(now);
+        if delay >= left {
+            return Err(match err.retry_after {
+                Some(asked) if asked >= backoff => GiveUp::RetryAfter { asked, left },
+                _ => GiveUp::Deadline,
+            });
         }
         self.attempt += 1;
         std::thread::sleep(delay);
-        Some(delay)
+        Ok(delay)
     }
 }
 
@@ -127,14 +185,17 @@ mod tests {
     #[test]
     fn gives_up_on_permanent_errors_and_past_deadline() {
         let mut b = Backoff::new(Instant::now() + Duration::from_secs(10));
-        assert!(b.wait(&Error::new(Status::Auth, "no")).is_none());
+        assert_eq!(b.wait(&Error::new(Status::Auth, "no")), Err(GiveUp::Final));
         let mut e = Error::new(Status::Server, "busy");
         e.retryable = true;
         e.retry_after = Some(Duration::from_secs(60));
-        assert!(
-            b.wait(&e).is_none(),
-            "Retry-After beyond the deadline must not be waited for"
-        );
+        match b.wait(&e) {
+            Err(GiveUp::RetryAfter { asked, left }) => {
+                assert_eq!(asked, Duration::from_secs(60));
+                assert!(left <= Duration::from_secs(10), "{left:?}");
+            }
+            other => panic!("Retry-After beyond the deadline must not be waited for: {other:?}"),
+        }
         e.retry_after = Some(Duration::from_millis(1));
         let waited = b.wait(&e).unwrap();
         assert!(
@@ -143,9 +204,42 @@ mod tests {
         );
         e.retry_after = Some(Duration::from_secs(u64::MAX));
         assert!(
-            b.wait(&e).is_none(),
+            b.wait(&e).is_err(),
             "an absurd Retry-After is no panic, just no retry"
         );
         assert_eq!(b.attempts(), 2);
+    }
+
+    #[test]
+    fn refused_connections_are_retried_for_refused_ms_only() {
+        let mut e = Error::new(Status::Network, "refused");
+        e.retryable = true;
+        e.refused = true;
+        let t0 = Instant::now();
+        let mut b =
+            Backoff::new(t0 + Duration::from_secs(60)).refused_for(Duration::from_millis(400));
+        let mut waits = 0;
+        while b.wait(&e).is_ok() {
+            waits += 1;
+        }
+        assert!(
+            t0.elapsed() <= Duration::from_millis(450),
+            "{:?}",
+            t0.elapsed()
+        );
+        assert!((2..=4).contains(&waits), "{waits} retries");
+        assert_eq!(b.wait(&e), Err(GiveUp::Refused));
+        let mut b = Backoff::new(t0 + Duration::from_secs(60)).refused_for(Duration::ZERO);
+        assert_eq!(b.wait(&e), Err(GiveUp::Refused), "refused_ms 0: no retry");
+    }
+
+    #[test]
+    fn a_connect_timeout_is_retried_once() {
+        let mut e = Error::new(Status::Network, "connect timeout");
+        e.retryable = true;
+        e.connect_timed_out = true;
+        let mut b = Backoff::new(Instant::now() + Duration::from_secs(60));
+        assert!(b.wait(&e).is_ok());
+        assert_eq!(b.wait(&e), Err(GiveUp::RetriedOnce));
     }
 }

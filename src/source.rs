@@ -7,13 +7,13 @@ use crate::cache::Key;
 use crate::error::{Delivery, Error};
 use crate::grants;
 use crate::log::{fingerprint, log};
-use crate::retry::Backoff;
+use crate::retry::{Backoff, GiveUp};
 use crate::secret::Secret;
 use crate::state::State;
 use crate::stats::inc;
 use crate::token::Token;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Send one request through the host's throttle: wait for a pause or pacing (or fail at once,
 /// nothing sent, if that outlasts the deadline), and report the answer back to it.
@@ -50,7 +50,7 @@ pub fn renew(
         Err(e) => return (Err(e), refresh),
     };
     let mut unused = None;
-    let mut attempts = Attempts::new(deadline);
+    let mut attempts = Attempts::new(st, deadline);
     while let Some(rt) = refresh.as_ref() {
         log!(Debug, "{key}: refresh_token grant");
         let sent = send(st, key, deadline, || {
@@ -114,9 +114,9 @@ struct Attempts {
 }
 
 impl Attempts {
-    fn new(deadline: Instant) -> Attempts {
+    fn new(st: &State, deadline: Instant) -> Attempts {
         Attempts {
-            backoff: Backoff::new(deadline),
+            backoff: Backoff::new(deadline).refused_for(st.options().refused),
             last_answer: None,
         }
     }
@@ -124,7 +124,7 @@ impl Attempts {
 
 fn retry(st: &State, key: &Key, attempts: &mut Attempts, err: Error) -> Result<(), Error> {
     match attempts.backoff.wait(&err) {
-        Some(waited) => {
+        Ok(waited) => {
             inc(&st.stats.retries);
             log!(
                 Warn,
@@ -136,20 +136,64 @@ fn retry(st: &State, key: &Key, attempts: &mut Attempts, err: Error) -> Result<(
             }
             Ok(())
         }
-        None => {
+        Err(why) => {
             let n = attempts.backoff.attempts();
             match attempts.last_answer.take() {
                 // The deadline cut the last attempt short: report what the server last said.
-                Some(mut answer) if err.http_status == 0 && n > 1 => {
+                // (Not when nothing listens any more: that is the news.)
+                Some(mut answer) if err.http_status == 0 && n > 1 && !err.refused => {
                     answer.message = format!(
                         "{} (after {n} attempts; the last one ran out of timeout_ms)",
                         answer.message
                     );
                     Err(answer)
                 }
-                _ => Err(after_attempts(err, n)),
+                _ => Err(gave_up(err, why, n, attempts.backoff.elapsed())),
             }
         }
+    }
+}
+
+/// The last error of a renewal, saying why no further attempt was made.
+fn gave_up(mut e: Error, why: GiveUp, attempts: u32, elapsed: Duration) -> Error {
+    match why {
+        GiveUp::Refused => {
+            // "(connection refused)" is http::classify's; the count goes inside it.
+            let n = if attempts == 1 {
+                "1 attempt".to_string()
+            } else {
+                format!("{attempts} attempts in {:.1} s", elapsed.as_secs_f64())
+            };
+            e.message = e.message.replacen(
+                "(connection refused)",
+                &format!("(connection refused, {n})"),
+                1,
+            );
+            e
+        }
+        GiveUp::RetryAfter { asked, left } => {
+            let returned = if attempts == 1 {
+                "returned at once".to_string()
+            } else {
+                format!("returned after {attempts} attempts")
+            };
+            e.message = format!(
+                "{}; the server asked to wait {} (Retry-After), longer than the {:.1} s left of timeout_ms: {returned}",
+                e.message,
+                seconds(asked),
+                left.as_secs_f64()
+            );
+            e
+        }
+        _ => after_attempts(e, attempts),
+    }
+}
+
+fn seconds(d: Duration) -> String {
+    if d >= Duration::from_secs(1) {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
     }
 }
 
@@ -160,7 +204,7 @@ fn organization_token(
     deadline: Instant,
 ) -> Result<Token, Error> {
     let http = st.http()?;
-    let mut attempts = Attempts::new(deadline);
+    let mut attempts = Attempts::new(st, deadline);
     loop {
         let sent = send(st, key, deadline, || {
             inc(&st.stats.client_credentials);
@@ -187,7 +231,7 @@ fn user_token(
 ) -> Result<Token, Error> {
     let http = st.http()?;
     let org_key = key.organization();
-    let mut attempts = Attempts::new(deadline);
+    let mut attempts = Attempts::new(st, deadline);
     let mut org_token_renewed = false;
     loop {
         let (org, org_token) = organization_for_grant(st, &org_key, secret, deadline)

@@ -57,6 +57,9 @@ OPTIONS:
     --echo                   Token/grant error answers repeat the request (form body,
                              Authorization, query) in error_description/body text
                              and an X-Echo-Request header: secrets included
+    --gzip                   Gzip every token/grant answer (Content-Encoding: gzip)
+                             whatever Accept-Encoding says, like a gateway that
+                             compresses regardless
     --no-refresh-token       Answer without refresh_token (as Findity's
                              getting-started page shows)
     --url-file FILE          Write the base URL to FILE once listening
@@ -194,6 +197,7 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<CliCommand,
                     crate::throttle::parse(&value).map_err(|e| format!("--throttle: {e}"))?
             }
             "--echo" => cfg.echo = true,
+            "--gzip" => cfg.gzip = true,
             "--no-refresh-token" | "--no-refresh-tokens" => cfg.refresh_tokens = false,
             "--url-file" => url_file = Some(PathBuf::from(value)),
             "--exit-on-stdin-close" => exit_on_stdin_close = true,
@@ -247,6 +251,7 @@ mod tests {
             "--no-refresh-token",
             "--quiet",
             "--echo",
+            "--gzip",
             "--throttle",
             "20/1000",
         ])
@@ -260,7 +265,8 @@ mod tests {
         assert_eq!(o.config.unknown_users, ["x1", "x2", "x3"]);
         assert_eq!(o.config.lifetime_secs, -5);
         assert!(o.config.tls && o.config.quiet && !o.config.refresh_tokens);
-        assert!(o.config.echo);
+        assert!(o.config.echo && o.config.gzip);
+        assert!(!run(&[]).unwrap().config.gzip);
         assert_eq!(
             o.config.throttle,
             Some((20, std::time::Duration::from_millis(1000)))

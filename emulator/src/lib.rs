@@ -15,7 +15,8 @@
 //! 3. a queued fault: most kinds answer now, without processing;
 //! 4. latency, then processing (the grant uses up tokens and codes);
 //! 5. a `consume:*` fault replaces the processed answer;
-//! 6. echo mode ([`Config::echo`]) copies the request into error answers.
+//! 6. echo mode ([`Config::echo`]) copies the request into error answers;
+//! 7. gzip mode ([`Config::gzip`]) compresses the answer regardless of `Accept-Encoding`.
 //!
 //! ```no_run
 //! use findity_emulator::{Config, Emulator, Fault};
@@ -92,6 +93,10 @@ pub struct Config {
     /// in any sliding `window` get 429 `too_many_requests` with `Retry-After`
     /// and are not processed. Requests naming no client share one bucket.
     pub throttle: Option<throttle::Limit>,
+    /// Every token and authorization-grant answer (errors included) is gzip-encoded
+    /// (`Content-Encoding: gzip`) whatever the request's `Accept-Encoding` says, like a
+    /// gateway that compresses regardless.
+    pub gzip: bool,
     /// No request log on stderr.
     pub quiet: bool,
 }
@@ -112,6 +117,7 @@ impl Default for Config {
             omit_expires_in: false,
             echo: false,
             throttle: None,
+            gzip: false,
             quiet: false,
         }
     }

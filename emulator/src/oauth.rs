@@ -375,7 +375,21 @@ fn throttled(shared: &Shared, client: &str) -> Option<Response> {
 /// `POST /api/oauth/token`
 pub(crate) fn token(shared: &Shared, req: &Request) -> Handled {
     let handled = token_request(shared, req);
-    echo_if_on(shared, req, handled)
+    gzip_if_on(shared, echo_if_on(shared, req, handled))
+}
+
+/// Gzip mode ([`crate::Config::gzip`]): the answer compressed whatever the client accepts.
+fn gzip_if_on(shared: &Shared, (action, name): Handled) -> Handled {
+    match action {
+        Action::Respond(mut resp) if shared.config.gzip => {
+            resp.body = crate::http::gzip(&resp.body);
+            (
+                Action::Respond(resp.header("Content-Encoding", "gzip")),
+                name,
+            )
+        }
+        other => (other, name),
+    }
 }
 
 fn token_request(shared: &Shared, req: &Request) -> Handled {
@@ -586,7 +600,7 @@ fn user_known(shared: &Shared, user: &str) -> bool {
 /// `POST /api/oauth/authorization-grant`
 pub(crate) fn authorization_grant(shared: &Shared, req: &Request) -> Handled {
     let handled = grant_request(shared, req);
-    echo_if_on(shared, req, handled)
+    gzip_if_on(shared, echo_if_on(shared, req, handled))
 }
 
 fn grant_request(shared: &Shared, req: &Request) -> Handled {
