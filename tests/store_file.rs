@@ -379,3 +379,204 @@ fn invalidated_token_is_not_adopted_from_the_store() {
     let st = emu.stats();
     assert_eq!(st.refresh_reuse + st.code_reuse, 0);
 }
+
+/// Issue 18.2: a lock holder that forked a long-lived child (a prefork master, Python
+/// multiprocessing) is killed mid-request. Its child shares the lock's open file description;
+/// unless the child closed its copy at fork, the lock lives on with the child and every other
+/// process waits 3/4 of its timeout_ms before renewing on its own.
+#[test]
+fn killed_holder_with_forked_child_releases_the_lock() {
+    let emu = emulator(3600);
+    emu.set_latency(3000);
+    let dir = temp_dir("forksleeper");
+    let pidfile = format!("{dir}.pid");
+    let _ = std::fs::remove_file(&pidfile);
+    let mut j = Job::new(&emu.url(), &store_of(&dir));
+    j.mode = "fork-sleeper".into();
+    j.timeout_ms = 20_000;
+    j.env.push(("CHILD_PIDFILE".into(), pidfile.clone()));
+    let mut holder = j.spawn();
+    let t0 = Instant::now();
+    let sleeper: i32 = loop {
+        if let Ok(pid) = std::fs::read_to_string(&pidfile) {
+            if let Ok(pid) = pid.trim().parse() {
+                break pid;
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "no sleeper forked");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    holder.kill().unwrap(); // SIGKILL, mid-request
+    holder.wait().unwrap();
+    emu.set_latency(0);
+    let mut other = Job::new(&emu.url(), &store_of(&dir));
+    other.timeout_ms = 8000;
+    let t1 = Instant::now();
+    let o = other.run();
+    let took = t1.elapsed();
+    unsafe { libc::kill(sleeper, libc::SIGKILL) };
+    assert_eq!(o.n("ok"), 1, "{:?}", o.values);
+    assert_eq!(
+        o.n("store_lock_waits"),
+        0,
+        "waited for a dead holder's lock: {:?}",
+        o.values
+    );
+    // 3/4 of 8 s is what a lock kept by the child would cost.
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+fn lock_of<'a>(
+    store: &'a FileStore,
+    id: &str,
+    ms: u64,
+) -> Option<Box<dyn findity::store::Guard + 'a>> {
+    let deadline = Instant::now() + Duration::from_millis(ms);
+    store
+        .lock(id, deadline, Duration::from_secs(1))
+        .ok()
+        .map(|(g, _)| g)
+}
+
+/// Issue 18.3: a lock file removed while a waiter waits on it. The waiter gets the old file's
+/// lock when its holder lets go; unless it checks that the file it locked is still the one at
+/// that name, it holds the lock together with whoever locked the new file meanwhile.
+#[test]
+fn waiter_on_a_removed_lock_file_does_not_share_the_lock() {
+    let dir = temp_dir("lockgone");
+    let store = FileStore::open(&dir).unwrap();
+    let id = "a".repeat(64);
+    let first = lock_of(&store, &id, 1000).expect("free");
+    let acquired = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let g = lock_of(&store, &id, 10_000).expect("the waiter gets the lock in the end");
+            acquired.store(true, std::sync::atomic::Ordering::SeqCst);
+            drop(g);
+        });
+        std::thread::sleep(Duration::from_millis(200)); // the waiter waits on the old file
+        std::fs::remove_file(format!("{dir}/{id}.2.lock")).unwrap();
+        let newer = lock_of(&store, &id, 1000).expect("the new lock file is free");
+        drop(first);
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            !acquired.load(std::sync::atomic::Ordering::SeqCst),
+            "two holders: the waiter locked the removed file while the new one is held"
+        );
+        drop(newer);
+    });
+    assert!(acquired.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+/// A holder whose lock file was removed under it writes only after taking the lock of the file
+/// now at that name; if another process holds that one, it writes nothing.
+#[test]
+fn holder_whose_lock_file_was_removed_writes_only_under_a_lock() {
+    let dir = temp_dir("lockgone2");
+    let store = FileStore::open(&dir).unwrap();
+    let id = "b".repeat(64);
+    let lock_file = format!("{dir}/{id}.2.lock");
+    let mut g = lock_of(&store, &id, 1000).unwrap();
+    std::fs::remove_file(&lock_file).unwrap();
+    g.write(b"first", Duration::from_secs(60))
+        .expect("lock retaken");
+    assert!(
+        lock_of(&store, &id, 100).is_none(),
+        "the retaken lock excludes others"
+    );
+    std::fs::remove_file(&lock_file).unwrap();
+    let other = lock_of(&store, &id, 1000).expect("the new file is free");
+    let e = g.write(b"second", Duration::from_secs(60)).unwrap_err();
+    assert_eq!(e.kind, findity::store::Failure::Lost, "{}", e.message);
+    drop(other);
+    drop(g);
+    assert_eq!(
+        std::fs::read(format!("{dir}/{id}.2.rec")).unwrap(),
+        b"first"
+    );
+}
+
+/// Issue 18.8: the file store does not grow without bound. Temp files left by a kill, records
+/// past the longest life any record can have, and lock files without a record go; anything
+/// younger, and a lock file whose lock is held, stays.
+#[test]
+fn sweep_removes_only_what_is_past_its_life() {
+    let dir = temp_dir("sweep");
+    let store = FileStore::open(&dir).unwrap();
+    let day = Duration::from_secs(86_400);
+    let now = SystemTime::now();
+    let age = |name: &str, by: Duration| {
+        let p = format!("{dir}/{name}");
+        if !std::path::Path::new(&p).exists() {
+            std::fs::write(&p, b"x").unwrap();
+        }
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(now - by).unwrap();
+    };
+    let (old, young, held) = ("1".repeat(64), "2".repeat(64), "3".repeat(64));
+    age(&format!("{old}.2.rec"), day * 3);
+    age(&format!("{old}.2.lock"), day * 3);
+    age(&format!("{young}.2.rec"), day);
+    age(&format!("{young}.2.lock"), day * 3);
+    age(&format!(".{old}.2.123.00ff.tmp"), day);
+    age(&format!(".{young}.2.123.00ff.tmp"), Duration::from_secs(60));
+    let g = lock_of(&store, &held, 1000).unwrap();
+    age(&format!("{held}.2.lock"), day * 3);
+    let removed = store.sweep(now).unwrap();
+    let mut left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    let mut want = vec![
+        format!(".{young}.2.123.00ff.tmp"),
+        format!("{young}.2.lock"),
+        format!("{young}.2.rec"),
+        format!("{held}.2.lock"),
+    ];
+    want.sort();
+    assert_eq!(left, want, "removed {removed}");
+    drop(g);
+}
+
+/// Issue 18.5: process A stores T1; process B, which holds no entry for the key (a script, a
+/// worker that never served it), reports T1 refused and asks again: it must not adopt T1 from
+/// the store, and the renewal it makes replaces the record, so a third process gets the new
+/// token too. For the organization and a user.
+#[test]
+fn invalidate_from_another_process_reaches_the_store() {
+    let emu = emulator(3600);
+    let dir = temp_dir("refusedelsewhere");
+    invalidate_elsewhere(&emu, &store_of(&dir));
+}
+
+/// Issue 18.6: a lock that was merely busy is not a store failure: not counted in
+/// store_errors (nor logged as a warning), and the store stays in use.
+#[test]
+fn busy_lock_is_not_a_store_error() {
+    let emu = emulator(3600);
+    emu.set_latency(2500);
+    let dir = temp_dir("busy");
+    let holder = Job::new(&emu.url(), &store_of(&dir)).spawn();
+    let t0 = Instant::now();
+    while emu.stats().in_flight == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut waiter = Job::new(&emu.url(), &store_of(&dir));
+    waiter.timeout_ms = 1200; // waits 0.9 s for the lock, then renews on its own
+    waiter.env.push(("FINDITY_LOG".into(), "warn".into()));
+    let w = waiter.spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    emu.set_latency(0);
+    let (h, w) = (finish(holder), finish(w));
+    assert_eq!(
+        (h.n("ok"), w.n("ok")),
+        (1, 1),
+        "{:?} {:?}",
+        h.values,
+        w.values
+    );
+    assert_eq!(w.n("store_errors"), 0, "{:?}", w.values);
+    assert!(!w.stderr.contains("warn"), "{}", w.stderr);
+}

@@ -220,3 +220,105 @@ fn redis_stopped_mid_run() {
     assert!(sum(&out, "store_errors") >= 1);
     assert!(sum(&out, "store_hits") >= 1);
 }
+
+fn lock_of<'a>(
+    store: &'a findity::store::redis::RedisStore,
+    id: &str,
+    wait_ms: u64,
+    hold_ms: u64,
+) -> Result<Box<dyn findity::store::Guard + 'a>, findity::store::StoreError> {
+    use findity::store::Store;
+    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    store
+        .lock(id, deadline, Duration::from_millis(hold_ms))
+        .map(|(g, _)| g)
+}
+
+fn raw(url: &str) -> redis::Connection {
+    redis::Client::open(url).unwrap().get_connection().unwrap()
+}
+
+/// Issue 18.4: writes are fenced by the lock. A holder that lost its lock (lease ran out while
+/// it was paused, a failover lost the key; here the key is deleted) writes nothing, so it
+/// neither overwrites the newer holder's record nor takes a refresh token out from under it.
+/// Lock and record share one hash slot (`{id}`), and the lease follows the caller's time.
+#[test]
+fn writes_are_fenced_by_the_lock() {
+    let Some(url) = shared_url(4) else { return };
+    let store = findity::store::redis::open(&url).unwrap();
+    let id = "c".repeat(64);
+    let (lock_key, rec_key) = (
+        format!("findity:2:{{{id}}}:lock"),
+        format!("findity:2:{{{id}}}:rec"),
+    );
+    let mut con = raw(&url);
+    let _: () = redis::cmd("DEL")
+        .arg(&lock_key)
+        .arg(&rec_key)
+        .query(&mut con)
+        .unwrap();
+    let mut first = lock_of(&store, &id, 1000, 300).unwrap();
+    let pttl: i64 = redis::cmd("PTTL").arg(&lock_key).query(&mut con).unwrap();
+    assert!(
+        (1..=2300).contains(&pttl),
+        "lease {pttl} ms: not sized from the caller's 300 ms"
+    );
+    first.write(b"first", Duration::from_secs(60)).unwrap();
+    // The lock is lost (a failover, or a lease that ran out while the holder was stopped).
+    let _: () = redis::cmd("DEL").arg(&lock_key).query(&mut con).unwrap();
+    let mut second = lock_of(&store, &id, 1000, 5000).unwrap();
+    second.write(b"second", Duration::from_secs(60)).unwrap();
+    let e = first.write(b"stale", Duration::from_secs(60)).unwrap_err();
+    assert_eq!(e.kind, findity::store::Failure::Lost, "{}", e.message);
+    assert_eq!(
+        first.remove().unwrap_err().kind,
+        findity::store::Failure::Lost
+    );
+    drop(first);
+    let got: Vec<u8> = redis::cmd("GET").arg(&rec_key).query(&mut con).unwrap();
+    assert_eq!(got, b"second");
+    // first's unlock did not delete second's lock.
+    let holder: Option<String> = redis::cmd("GET").arg(&lock_key).query(&mut con).unwrap();
+    assert!(holder.is_some());
+    drop(second);
+    let holder: Option<String> = redis::cmd("GET").arg(&lock_key).query(&mut con).unwrap();
+    assert!(holder.is_none());
+    // One hash slot for the lock and the record (Redis Cluster hashes only the `{...}` tag).
+    let tag = |k: &str| {
+        k.split_once('{')
+            .and_then(|(_, r)| r.split_once('}'))
+            .map(|(t, _)| t.to_string())
+    };
+    assert_eq!(tag(&lock_key), Some(id.clone()));
+    assert_eq!(tag(&rec_key), Some(id.clone()));
+}
+
+/// Issue 18.6: a pooled connection that the server closed while it sat idle (Redis's `timeout`,
+/// a load balancer) is retried once on a fresh connection, not taken for an outage.
+#[test]
+fn pooled_connection_closed_by_the_server_is_retried() {
+    let Some(bin) = env_or_skip("FINDITY_TEST_REDIS_SERVER") else {
+        return;
+    };
+    let server = Server::start(&bin, free_port());
+    let store = findity::store::redis::open(&server.url()).unwrap();
+    let id = "d".repeat(64);
+    drop(lock_of(&store, &id, 1000, 1000).unwrap()); // its connection goes back to the pool
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("timeout")
+        .arg("1")
+        .query(&mut raw(&server.url()))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500)); // the server closes the idle connection
+    let g = lock_of(&store, &id, 1000, 1000);
+    assert!(g.is_ok(), "{:?}", g.err().map(|e| e.message));
+}
+
+/// Issue 18.5 for Redis: see store_file.rs's invalidate_from_another_process_reaches_the_store.
+#[test]
+fn invalidate_from_another_process_reaches_the_store() {
+    let Some(url) = shared_url(5) else { return };
+    let emu = emulator(3600);
+    invalidate_elsewhere(&emu, &url);
+}

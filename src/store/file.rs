@@ -480,21 +480,50 @@ impl FileGuard<'_> {
         format!("{}{TAG}.rec", self.id)
     }
 
-    /// Writes need the lock to be real still: the lock file may have been removed under us.
-    fn still_held(&self) -> Result<(), StoreError> {
-        let ours = self.generation == crate::state::fork_generation()
-            && self
-                .lock
-                .as_ref()
-                .is_some_and(|f| self.store.is_at(f.as_raw_fd(), &self.name));
-        if ours {
-            Ok(())
-        } else {
-            Err(StoreError::lost(format!(
-                "the lock file {} was removed or replaced while held; nothing written",
-                self.store.dir.join(&self.name).display()
-            )))
+    /// Writes need the lock to be real still. If the lock file was removed or replaced under
+    /// us (a tmp cleaner, an operator), the lock no longer excludes anyone: take the lock of the
+    /// file now at that name, if it is free, or write nothing.
+    fn still_held(&mut self) -> Result<(), StoreError> {
+        if self.generation != crate::state::fork_generation() {
+            return Err(StoreError::lost("the lock belongs to the parent process"));
         }
+        let Some(old) = self.lock.as_ref() else {
+            return Err(StoreError::lost("no lock"));
+        };
+        if self.store.is_at(old.as_raw_fd(), &self.name) {
+            return Ok(());
+        }
+        let lost = || {
+            StoreError::lost(format!(
+                "the lock file {} was replaced while held, and the new one is taken; nothing written",
+                self.store.dir.join(&self.name).display()
+            ))
+        };
+        let f = self
+            .store
+            .openat(&self.name, libc::O_RDWR | libc::O_CREAT)
+            .map_err(|e| self.store.io("cannot open", &self.name, e))?;
+        let held = Held::register(f.as_raw_fd());
+        let got = matches!(ofd_lock(&f, libc::F_WRLCK as libc::c_int), Ok(true));
+        if !got || !self.store.is_at(f.as_raw_fd(), &self.name) {
+            return Err(lost());
+        }
+        // Ours again: the old lock goes, the new one is kept until the guard drops.
+        self.release();
+        self.lock = Some(f);
+        self.held = held;
+        Ok(())
+    }
+
+    /// Unlock, then unregister, then close: a fork between any two of these leaves the child
+    /// nothing locked.
+    fn release(&mut self) {
+        let Some(f) = self.lock.take() else { return };
+        let _ = ofd_lock(&f, libc::F_UNLCK as libc::c_int);
+        if let Some(i) = self.held.slot.take() {
+            let _ = HELD[i].compare_exchange(self.held.fd, -1, Ordering::AcqRel, Ordering::Relaxed);
+        }
+        drop(f);
     }
 }
 
@@ -561,20 +590,15 @@ impl Guard for FileGuard<'_> {
 
 impl Drop for FileGuard<'_> {
     fn drop(&mut self) {
-        let Some(f) = self.lock.take() else { return };
         if self.generation != crate::state::fork_generation() {
             // A child after fork: the fork handler already closed this descriptor (its number
             // may be reused by now), and the lock is the parent's to release.
-            std::mem::forget(f);
+            if let Some(f) = self.lock.take() {
+                std::mem::forget(f);
+            }
             self.held.slot = None;
             return;
         }
-        // Unlock, then unregister (Held's drop, after this), then close: a fork between any
-        // two of these leaves the child nothing locked.
-        let _ = ofd_lock(&f, libc::F_UNLCK as libc::c_int);
-        if let Some(i) = self.held.slot.take() {
-            let _ = HELD[i].compare_exchange(self.held.fd, -1, Ordering::AcqRel, Ordering::Relaxed);
-        }
-        drop(f);
+        self.release();
     }
 }

@@ -159,6 +159,20 @@ pub fn child_main() {
     if var("CHILD_MODE") == "fork" {
         fork_mode(&url, &secret);
     }
+    if var("CHILD_MODE") == "fork-sleeper" {
+        fork_sleeper_mode(&url, &secret, &var("CHILD_PIDFILE"));
+    }
+    // A token the API refused, reported by a process that holds no entry for the key.
+    if let Ok(refused) = std::env::var("CHILD_INVALIDATE") {
+        let (cu, ci, ct) = (c_str(&url), c_str(ID), c_str(&refused));
+        let cuser = user.as_deref().map(c_str);
+        let up = cuser.as_ref().map_or(std::ptr::null(), |u| u.as_ptr());
+        assert_eq!(
+            unsafe { findity_invalidate_token(cu.as_ptr(), ci.as_ptr(), up, ct.as_ptr()) },
+            FINDITY_OK
+        );
+    }
+    let last_token = Arc::new(std::sync::Mutex::new(String::new()));
     let ok = Arc::new(AtomicU64::new(0));
     let fail = Arc::new(AtomicU64::new(0));
     let slowest = Arc::new(AtomicU64::new(0));
@@ -167,11 +181,12 @@ pub fn child_main() {
     let handles: Vec<_> = (0..threads)
         .map(|_| {
             let (url, secret, user) = (url.clone(), secret.clone(), user.clone());
-            let (ok, fail, slowest, first_error) = (
+            let (ok, fail, slowest, first_error, last_token) = (
                 ok.clone(),
                 fail.clone(),
                 slowest.clone(),
                 first_error.clone(),
+                last_token.clone(),
             );
             std::thread::spawn(move || loop {
                 let t0 = Instant::now();
@@ -179,6 +194,7 @@ pub fn child_main() {
                     Ok(t) => {
                         assert!(!t.is_empty());
                         ok.fetch_add(1, Ordering::Relaxed);
+                        *last_token.lock().unwrap() = t;
                     }
                     Err((rc, _, msg)) => {
                         fail.fetch_add(1, Ordering::Relaxed);
@@ -205,7 +221,7 @@ pub fn child_main() {
         FINDITY_OK
     );
     println!(
-        "RESULT ok={} fail={} slowest_us={} store_hits={} store_writes={} store_lock_waits={} store_errors={} requests={} first_error={}",
+        "RESULT ok={} fail={} slowest_us={} store_hits={} store_writes={} store_lock_waits={} store_errors={} requests={} token={} first_error={}",
         ok.load(Ordering::Relaxed),
         fail.load(Ordering::Relaxed),
         slowest.load(Ordering::Relaxed),
@@ -217,8 +233,29 @@ pub fn child_main() {
             + s.refresh_token_requests
             + s.authorization_grant_requests
             + s.authorization_code_requests,
+        last_token.lock().unwrap(),
         first_error.lock().unwrap(),
     );
+    std::process::exit(0);
+}
+
+/// While a thread of this process holds the key's lock (a slow request): fork a child that
+/// sleeps (as a prefork master's worker or a multiprocessing child would live on) and write its
+/// pid to `pidfile`. The test kills this process mid-request: the sleeping child must not keep
+/// the lock. Prints `RESULT ok=...` if it is not killed.
+fn fork_sleeper_mode(url: &str, secret: &str, pidfile: &str) -> ! {
+    let (u, s) = (url.to_string(), secret.to_string());
+    let holder = std::thread::spawn(move || token(&u, ID, &s, None).is_ok());
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: the child only sleeps and exits.
+    let sleeper = unsafe { libc::fork() };
+    if sleeper == 0 {
+        std::thread::sleep(Duration::from_secs(60));
+        unsafe { libc::_exit(0) };
+    }
+    std::fs::write(pidfile, sleeper.to_string()).unwrap();
+    let ok = holder.join().unwrap();
+    println!("RESULT ok={}", u64::from(ok));
     std::process::exit(0);
 }
 
@@ -292,4 +329,41 @@ pub fn sum(outcomes: &[Outcome], k: &str) -> u64 {
 
 pub fn c_str(s: &str) -> std::ffi::CString {
     c(s)
+}
+
+/// See store_file.rs's invalidate_from_another_process_reaches_the_store (same for Redis).
+pub fn invalidate_elsewhere(emu: &Emulator, store: &str) {
+    for user in [None, Some("E77")] {
+        let job = |refused: Option<&str>| {
+            let mut j = Job::new(&emu.url(), store);
+            j.user = user.map(str::to_string);
+            if let Some(t) = refused {
+                j.env.push(("CHILD_INVALIDATE".into(), t.to_string()));
+            }
+            j.run()
+        };
+        let a = job(None);
+        let t1 = a.s("token").to_string();
+        assert_eq!(a.n("ok"), 1, "{:?}", a.values);
+        let before = requests(&emu.stats());
+        let b = job(Some(&t1));
+        assert_eq!(b.n("ok"), 1, "{:?}", b.values);
+        assert_ne!(
+            b.s("token"),
+            t1,
+            "{user:?}: the refused token came back from the store"
+        );
+        assert_eq!(b.n("store_hits"), 0);
+        let c = job(None);
+        assert_eq!(
+            c.s("token"),
+            b.s("token"),
+            "{user:?}: the store still holds the refused token"
+        );
+        assert_eq!(c.n("store_hits"), 1);
+        // The renewal used the stored refresh token: one request.
+        assert_eq!(requests(&emu.stats()) - before, 1, "{:?}", emu.stats());
+    }
+    let s = emu.stats();
+    assert_eq!(s.refresh_reuse + s.code_reuse, 0, "{s:?}");
 }
