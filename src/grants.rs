@@ -119,7 +119,7 @@ fn token_request(
     secrets: &[&str],
 ) -> Result<Token, Error> {
     // Before sending: the server's clock for expires_in starts after this.
-    let issued_at = Instant::now();
+    let issued_at = crate::token::now();
     let answer = http.post_form(url, form, None, deadline).map_err(|mut e| {
         e.retryable &= replayable || e.delivery == Delivery::NotSent;
         e

@@ -43,6 +43,9 @@ pub struct State {
 
 static STATE: AtomicPtr<State> = AtomicPtr::new(std::ptr::null_mut());
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+/// Bumped by fork (in the child) and by a suspend noticed on a slow path: every thread's
+/// snapshot taken before is outdated (crate::cache::snapshot), without a clock read on the hit.
+static SNAPSHOT_EPOCH: AtomicU64 = AtomicU64::new(0);
 static ATFORK_REGISTERED: AtomicBool = AtomicBool::new(false);
 
 /// How many forks this process descends from (bumped in the child): a state, or anything
@@ -50,6 +53,17 @@ static ATFORK_REGISTERED: AtomicBool = AtomicBool::new(false);
 #[inline(always)]
 pub fn fork_generation() -> u64 {
     FORK_GENERATION.load(Ordering::Acquire)
+}
+
+/// See SNAPSHOT_EPOCH.
+#[inline(always)]
+pub fn snapshot_epoch() -> u64 {
+    SNAPSHOT_EPOCH.load(Ordering::Acquire)
+}
+
+/// Outdate every thread's snapshot (the machine was suspended: their coarse-clock stamps lag).
+pub fn outdate_snapshots() {
+    SNAPSHOT_EPOCH.fetch_add(1, Ordering::AcqRel);
 }
 
 /// The current process's state; cheap: two atomic loads once initialised.
@@ -120,6 +134,7 @@ fn renew(old: *mut State, generation: u64) -> &'static State {
 
 extern "C" fn after_fork_in_child() {
     FORK_GENERATION.fetch_add(1, Ordering::AcqRel);
+    SNAPSHOT_EPOCH.fetch_add(1, Ordering::AcqRel);
     // The parent's held store locks must not outlive it in this child (store::file).
     crate::store::file::close_inherited_locks();
 }

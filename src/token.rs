@@ -1,5 +1,12 @@
-//! A token and its expiry rules. All expiry logic lives here: the hard margin, the renewal
-//! window (with its per-token jitter) and the coarse-clock stamp of the cache-hit path.
+//! A token and its expiry rules. All expiry logic lives here: the clock tokens live on, the
+//! hard margin, the renewal window (with its per-token jitter) and the coarse-clock stamp of
+//! the cache-hit path.
+//!
+//! The clock: tokens expire in real time, also while the machine is suspended, but std's
+//! `Instant` (CLOCK_MONOTONIC on Linux) stops then. Token times are therefore `Instant`s in a
+//! frame of their own, [`now`]: the monotonic clock plus the time suspended since the process
+//! started (CLOCK_BOOTTIME − CLOCK_MONOTONIC). Every `issued_at`, and every `now` compared with
+//! one, comes from [`now`]. A suspend noticed there outdates the threads' snapshots.
 
 use crate::secret::Secret;
 use std::time::{Duration, Instant};
@@ -105,6 +112,79 @@ impl Token {
 
 const COARSE_SLACK: Duration = Duration::from_millis(20);
 
+/// Token time (see the module documentation). A slow-path call: two clock reads.
+pub fn now() -> Instant {
+    let mono = Instant::now();
+    mono + suspended_since_start(suspend_offset_ns())
+}
+
+/// A token-time instant in the monotonic frame of deadlines (std's `Instant::now()`).
+pub fn to_monotonic(t: Instant) -> Instant {
+    let (mono, token) = (Instant::now(), now());
+    let ahead = token.saturating_duration_since(mono);
+    t.checked_sub(ahead).unwrap_or(t)
+}
+
+/// CLOCK_BOOTTIME − CLOCK_MONOTONIC: the time this machine spent suspended since boot.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn suspend_offset_ns() -> u64 {
+    let read = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid, writable timespec; clocks the kernel knows.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+    };
+    let boot = read(TOKEN_CLOCK);
+    let mono = read(libc::CLOCK_MONOTONIC);
+    boot.saturating_sub(mono)
+}
+
+/// The clock tokens' expiry follows (a test checks the selection).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub const TOKEN_CLOCK: libc::clockid_t = libc::CLOCK_BOOTTIME;
+
+/// Elsewhere std's monotonic clock is the token clock (no suspend offset is read).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn suspend_offset_ns() -> u64 {
+    0
+}
+
+/// Suspend offset at the first reading, and the last one seen (u64::MAX: none yet).
+static FIRST_OFFSET: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+static LAST_OFFSET: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// A growth of the offset beyond this is a suspend (readings race by a few µs, never more).
+const SUSPEND_NOTICED: u64 = 100_000_000;
+
+/// Time suspended since the process first read the clock, given the current offset; a suspend
+/// noticed (the offset grew) outdates every snapshot, whose coarse stamps lag by that much.
+fn suspended_since_start(offset: u64) -> Duration {
+    use std::sync::atomic::Ordering;
+    let first = match FIRST_OFFSET.compare_exchange(
+        u64::MAX,
+        offset,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => {
+            LAST_OFFSET.store(offset, Ordering::Release);
+            offset
+        }
+        Err(first) => first,
+    };
+    let last = LAST_OFFSET.load(Ordering::Acquire);
+    if offset > last.saturating_add(SUSPEND_NOTICED)
+        && LAST_OFFSET
+            .compare_exchange(last, offset, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    {
+        crate::state::outdate_snapshots();
+    }
+    Duration::from_nanos(offset.saturating_sub(first))
+}
+
 /// Linux's coarse monotonic clock reads in a few ns without a syscall, at the kernel tick's
 /// resolution. Elsewhere (macOS, the BSDs) the plain monotonic clock: the stamps only ever
 /// compare with each other, so any monotonic clock is correct, just slower.
@@ -191,6 +271,24 @@ mod tests {
         );
         assert!(left_ns > 1_900_000_000, "{left_ns}");
         assert_eq!(t.fresh_until_coarse(now + Duration::from_secs(3)), 0);
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn expiry_counts_suspended_time() {
+        // The clock the code selects keeps counting while suspended.
+        assert_eq!(TOKEN_CLOCK, libc::CLOCK_BOOTTIME);
+        let base = suspend_offset_ns();
+        let before = Instant::now() + suspended_since_start(base);
+        let t = Token::new(Secret::new("a"), None, before, Duration::from_secs(3600));
+        let epoch = crate::state::snapshot_epoch();
+        // Two hours suspended: the offset grows by that much between two readings.
+        let after = Instant::now() + suspended_since_start(base + 7_200_000_000_000);
+        assert_eq!(t.freshness(after), Freshness::Expired);
+        assert!(
+            crate::state::snapshot_epoch() > epoch,
+            "a noticed suspend must outdate the snapshots"
+        );
     }
 
     #[test]

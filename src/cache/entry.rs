@@ -112,7 +112,7 @@ impl Slot {
         }
         self.fresh_until = token
             .as_ref()
-            .map_or(0, |t| t.fresh_until_coarse(Instant::now()));
+            .map_or(0, |t| t.fresh_until_coarse(crate::token::now()));
         self.token = token;
         version.fetch_add(1, Ordering::Release);
     }
@@ -224,7 +224,7 @@ impl Entry {
             if slot.retired {
                 return Err(f);
             }
-            let now = Instant::now();
+            let now = crate::token::now();
             if let Some((t, due)) = slot.usable(secret, now) {
                 st.stats.hit();
                 let served = f(t.access.expose());
@@ -244,7 +244,7 @@ impl Entry {
                     // Share the failure of the flight we waited for if it was made with our
                     // secret, left no usable token, and was final or tried about as long as we
                     // may; otherwise look again (and lead a flight of our own if still needed).
-                    let usable = slot.usable(secret, Instant::now()).is_some();
+                    let usable = slot.usable(secret, crate::token::now()).is_some();
                     if let (Some(f), false) = (&slot.last_error, usable) {
                         if f.shared_with(secret, deadline) {
                             return Ok(Err(f.error.clone()));
@@ -297,7 +297,7 @@ impl Entry {
                 return Ok(Err(e));
             }
             let t = slot.token.as_ref().expect("landed token");
-            if t.freshness(Instant::now()) == Freshness::Expired {
+            if t.freshness(crate::token::now()) == Freshness::Expired {
                 // Only a server whose tokens live barely longer than a request takes gets here.
                 return Ok(Err(Error::new(
                     Status::Server,
@@ -324,7 +324,7 @@ impl Entry {
         if slot.retired {
             return None;
         }
-        let now = Instant::now();
+        let now = crate::token::now();
         let (t, due) = slot.usable(secret, now)?;
         st.stats.hit();
         let served = f(t.access.expose());
@@ -373,7 +373,7 @@ impl Entry {
         // A job whose token expired while it waited for a worker is dropped: the next caller,
         // if there is one, renews in the foreground, and a key nobody asks for any more costs
         // no request (a queue of dead keys would otherwise renew them all).
-        let now = Instant::now();
+        let now = crate::token::now();
         let Some(usable_until) = slot
             .token
             .as_ref()
@@ -397,7 +397,9 @@ impl Entry {
             .as_ref()
             .map_or(Duration::ZERO, |t| t.remaining(now));
         drop(slot);
-        let deadline = now + st.options().timeout;
+        let deadline = Instant::now() + st.options().timeout;
+        // Token time to the monotonic frame of deadlines (they differ by time suspended).
+        let usable_until = crate::token::to_monotonic(usable_until);
         let flight = FlightGuard {
             entry: self,
             secret: Some(secret.clone()),
@@ -426,7 +428,8 @@ impl Entry {
         drop(slot);
         if let Err(e) = outcome {
             let next = next.map_or(0.0, |t| {
-                t.saturating_duration_since(Instant::now()).as_secs_f64()
+                t.saturating_duration_since(crate::token::now())
+                    .as_secs_f64()
             });
             log!(Warn, "{}: background renewal failed, the current token is still served; next try in {next:.1} s: {e}", self.key);
         }
@@ -479,7 +482,9 @@ impl Entry {
     /// Time left before the access token expires, if one is held.
     pub fn expires_in(&self) -> Option<Duration> {
         let slot = lock(&self.slot);
-        slot.token.as_ref().map(|t| t.remaining(Instant::now()))
+        slot.token
+            .as_ref()
+            .map(|t| t.remaining(crate::token::now()))
     }
 
     /// Taken out of the index: wipe what it holds; callers holding it look the key up again.
@@ -500,7 +505,7 @@ impl Entry {
         let t = slot
             .token
             .as_ref()
-            .filter(|t| t.freshness(Instant::now()) != Freshness::Expired)?;
+            .filter(|t| t.freshness(crate::token::now()) != Freshness::Expired)?;
         let mut t = t.clone();
         t.refresh = None;
         Some((t, slot.secret.clone()))
@@ -567,7 +572,8 @@ impl FlightGuard<'_> {
                         slot.refresh = unused_refresh;
                     }
                     slot.failures += 1;
-                    slot.retry_at = Some(Instant::now() + background_retry_delay(slot.failures));
+                    slot.retry_at =
+                        Some(crate::token::now() + background_retry_delay(slot.failures));
                 }
                 slot.last_error = Some(Failure {
                     error: e.clone(),
@@ -594,7 +600,7 @@ impl Drop for FlightGuard<'_> {
         slot.flight = Flight::Idle;
         slot.flights += 1;
         slot.failures += 1;
-        slot.retry_at = Some(Instant::now() + background_retry_delay(slot.failures));
+        slot.retry_at = Some(crate::token::now() + background_retry_delay(slot.failures));
         if let Some(secret) = self.secret.take() {
             slot.last_error = Some(Failure {
                 error: Error::internal("token request aborted by an internal error"),

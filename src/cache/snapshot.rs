@@ -28,10 +28,15 @@ pub struct CallerKey {
     pub user_id: *const c_char,
 }
 
+/// Longest a snapshot is served without the full path (which reads the suspend-aware clock).
+const SNAPSHOT_LIFE_NS: u64 = 1_000_000_000;
+
 struct Snapshot {
     /// The fork generation of the state it was taken from (a child after fork has another
     /// state, whose entries these are not).
     generation: u64,
+    /// crate::state::snapshot_epoch() when it was taken (fork and suspend bump it).
+    epoch: u64,
     entry: Arc<Entry>,
     version: u64,
     fresh_until: u64,
@@ -66,12 +71,12 @@ impl Snapshot {
             && opaque(xor_diff_raw(c.client_secret.cast(), k.add(secret), n)) == 0
     }
 
-    /// Whether nothing outdated it: same process state (not a child after fork), the entry's
+    /// Whether nothing outdated it: same epoch (not a child after fork, no suspend noticed), the entry's
     /// token unchanged (a new token, invalidation, secret change, eviction or clear bumps the
     /// version), and fresh on the coarse clock.
     #[inline(always)]
     fn current(&self, now: u64) -> bool {
-        self.generation == crate::state::fork_generation()
+        self.epoch == crate::state::snapshot_epoch()
             && self.entry.version.load(Ordering::Acquire) == self.version
             && now < self.fresh_until
     }
@@ -190,10 +195,16 @@ pub fn remember(st: &'static State, raw: &RawKey, entry: Arc<Entry>) {
         // Only a Rust caller can pass one; strcmp would match a prefix of it.
         return install(None);
     }
+    // Read first: a fork or suspend noticed from here on outdates what is built below.
+    let epoch = crate::state::snapshot_epoch();
+    let now = coarse_now_ns();
     // From here on a Snapshot is built: snapshot_copy counted it.
-    let Some((version, fresh_until, token, secret)) = entry.snapshot_copy(coarse_now_ns()) else {
+    let Some((version, fresh_until, token, secret)) = entry.snapshot_copy(now) else {
         return install(None);
     };
+    // The coarse clock stops while the machine is suspended, and only a slow path notices a
+    // suspend: a snapshot lives at most SNAPSHOT_LIFE, so every thread takes one soon after.
+    let fresh_until = fresh_until.min(now.saturating_add(SNAPSHOT_LIFE_NS));
     let secret = secret.expose().as_bytes();
     let mut bytes = Zeroizing::new(Vec::with_capacity(
         raw.base_url.len() + raw.client_id.len() + user.len() + 3 + secret.len() + token.len(),
@@ -212,6 +223,7 @@ pub fn remember(st: &'static State, raw: &RawKey, entry: Arc<Entry>) {
     bytes.extend_from_slice(token.expose().as_bytes());
     install(Some(Snapshot {
         generation: st.fork_generation,
+        epoch,
         entry,
         version,
         fresh_until,

@@ -395,13 +395,13 @@ pub fn renew(
         .and_then(Record::token)
         .filter(|t| !rejected.is_some_and(|r| t.access.ct_eq(r.expose())))
     {
-        let f = t.freshness(Instant::now());
+        let f = t.freshness(crate::token::now());
         if f == Freshness::Fresh || (f == Freshness::Stale && !background) {
             inc(&st.stats.store_hits);
             log!(
                 Debug,
                 "{key}: token from the shared cache, expires in {:.0} s",
-                t.remaining(Instant::now()).as_secs_f64()
+                t.remaining(crate::token::now()).as_secs_f64()
             );
             return (Ok(t), refresh);
         }

@@ -13,7 +13,7 @@ use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_L
 use ring::digest::{digest, SHA256};
 use ring::hkdf::{Salt, HKDF_SHA256};
 use ring::rand::{SecureRandom, SystemRandom};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use zeroize::Zeroize;
 
 /// The store's format: in record and key names (`<id>.2.rec`, `findity:2:{<id>}:rec`) and in
@@ -103,7 +103,7 @@ fn wall_ms(t: SystemTime) -> u64 {
 impl Record {
     /// The record of a token just obtained (its refresh token included).
     pub fn of(token: &Token) -> Record {
-        let age = Instant::now().saturating_duration_since(token.issued_at);
+        let age = crate::token::now().saturating_duration_since(token.issued_at);
         let issued = SystemTime::now()
             .checked_sub(age)
             .unwrap_or_else(SystemTime::now);
@@ -125,7 +125,7 @@ impl Record {
         Some(Token::new(
             access.clone(),
             None,
-            Instant::now().checked_sub(age)?,
+            crate::token::now().checked_sub(age)?,
             Duration::from_millis(self.lifetime_ms),
         ))
     }
@@ -318,12 +318,12 @@ mod tests {
         let t = Token::new(
             Secret::new("a"),
             None,
-            Instant::now() - Duration::from_secs(10),
+            crate::token::now() - Duration::from_secs(10),
             Duration::from_secs(100),
         );
         let r = Record::of(&t);
         let back = r.token().unwrap();
-        let left = back.remaining(Instant::now()).as_secs_f64();
+        let left = back.remaining(crate::token::now()).as_secs_f64();
         assert!((88.0..=90.5).contains(&left), "{left}");
         assert!((88.0..=90.5).contains(&r.remaining().as_secs_f64()));
     }
