@@ -540,6 +540,32 @@ static void test_timeout_and_recovery(void) {
     findity_set_option("timeout_ms", "");
 }
 
+/* A port nothing listens on fails within 5 s with the default timeout_ms (30 s), naming host
+ * and port: a few quick retries (refused_ms), not the whole timeout. */
+static void test_refused_port(void) {
+    CHECK(findity_set_option("timeout_ms", "") == FINDITY_OK, "default timeout_ms");
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    CHECK(s >= 0 && bind(s, (struct sockaddr *)&a, sizeof a) == 0 &&
+              getsockname(s, (struct sockaddr *)&a, &alen) == 0,
+          "a free port");
+    close(s); /* bound, then closed: nothing listens there */
+    char url[64], where[64], t[TOKEN_MAX];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    snprintf(where, sizeof where, "nothing listens at 127.0.0.1:%d (connection refused", ntohs(a.sin_port));
+    for (int as_user = 0; as_user < 2; as_user++) {
+        size_t len = 0;
+        double t0 = now_ms();
+        uint32_t rc = as_user ? findity_user_token(url, CLIENT, SECRET, "someone", t, sizeof t, &len)
+                              : findity_get_token(url, CLIENT, SECRET, t, sizeof t, &len);
+        double took = now_ms() - t0;
+        CHECK(rc == FINDITY_ERR_NETWORK, "refused: %u %s", rc, last_error());
+        TCHECK(took < 5000, "within 5 s, not timeout_ms (%.0f ms): %s", took, last_error());
+        CHECK(strstr(last_error(), where) != NULL, "host and port named: %s", last_error());
+    }
+}
+
 static void test_hostile_answers(void) {
     emu_t e;
     start(&e, NULL, NULL);
@@ -1081,6 +1107,7 @@ int main(int argc, char **argv) {
         {"no_caller_waits_for_refresh", test_no_caller_waits_for_refresh},
         {"retries", test_retries},
         {"timeout_and_recovery", test_timeout_and_recovery},
+        {"refused_port", test_refused_port},
         {"hostile_answers", test_hostile_answers},
         {"valid_token_survives_outage", test_valid_token_survives_outage},
         {"tls_with_ca_file", test_tls_with_ca_file},
