@@ -51,7 +51,10 @@ fn a_child_logs_although_stderr_was_locked_at_fork() {
     let mut out = vec![0u8; 4096];
     let n = unsafe { libc::read(fds[0], out.as_mut_ptr().cast(), out.len()) };
     unsafe { libc::close(fds[0]) };
-    assert!(exited, "the child hung logging (stderr lock inherited held)");
+    assert!(
+        exited,
+        "the child hung logging (stderr lock inherited held)"
+    );
     let text = String::from_utf8_lossy(&out[..n.max(0) as usize]).into_owned();
     assert_eq!(text, "findity error: line from the child\n");
 }
