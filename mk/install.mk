@@ -42,12 +42,13 @@ TOOL_CFLAGS ?= -std=c11 -O2 -Wall -Wextra -pthread
 
 .PHONY: install uninstall tools test-install test-examples-c
 
-## findity-token for development and tests: debug library, RUNPATH into target/debug.
-$(BUILD)/findity-token: tools/findity-token.c include/findity.h build
+## findity-token in the checkout: the release library (what is installed and shipped), RUNPATH
+## into target/release; `tools` also builds the emulator (target/debug/findity-emulator).
+$(BUILD)/findity-token: tools/findity-token.c include/findity.h release
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -Iinclude tools/findity-token.c -L$(DEBUG) -lfindity -Wl,-rpath,$(CURDIR)/$(DEBUG) -o $@
+	$(CC) $(CFLAGS) -Iinclude tools/findity-token.c -L$(RELEASE) -lfindity -Wl,-rpath,$(CURDIR)/$(RELEASE) -o $@
 
-tools: $(BUILD)/findity-token
+tools: build $(BUILD)/findity-token
 
 ## findity-token as installed: release library, RUNPATH LIBDIR (rebuilt on every install, since
 ## LIBDIR may differ from the last one).
