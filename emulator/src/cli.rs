@@ -91,6 +91,8 @@ CONTROL API (parameters in the query string and/or a form body):
     POST /_emulator/fault         endpoint=token|grant|api|any [token]
                                   grant=client_credentials|refresh_token|authorization_code
                                   count=N [1; 0 = until cleared] retry_after=SECS
+                                  every=N [1]: only each Nth matching request
+                                  (faults are per request, never per unit of time)
                                   kind=status:CODE|429|hang|reset|close|malformed|
                                        no_access_token|expires_in:RAW|huge|redirect|
                                        html|text|invalid_grant|delay:MS|
