@@ -221,6 +221,8 @@ expect "$b" '"subject":"org:my-client-id"' "Connector.exe's organization call"
 b="$(block_with '_emulator/stats')"
 expect "$b" '"fault":\{[^}]*"every":10' "the emulator section's per-request fault"
 expect "$b" '"token_requests":0' "the emulator section's fresh emulator"
+readelf -d build/findity-token | grep -E 'RUNPATH|RPATH' | grep -qF "[$ROOT/target/release]" \
+    || fail "build/findity-token (make tools) is not linked to the release library"
 grep -q 'failed: status 0' "$log" && fail "a call reported as failed succeeded (status 0)"
 grep -qF 'my-secret' <(grep -v '^@@block' "$log") && fail "a quick start printed the client secret"
 
