@@ -131,8 +131,8 @@ impl Http {
                 err
             })?
             .ok_or_else(|| too_large(status, ""))?;
-        let (body, undecodable) =
-            decode(raw, &content_encoding).map_err(|()| too_large(status, &content_encoding))?;
+        let (body, undecodable) = decode(raw, &content_encoding)
+            .map_err(|TooLarge| too_large(status, &content_encoding))?;
         Ok(Answer {
             status,
             body,
@@ -207,15 +207,18 @@ fn read_capped(
     }
 }
 
-/// Undo the Content-Encoding (codings listed in the order they were applied). Err(()): the
+/// A body after decoding, and why it could not be decoded if so (then it is as received).
+type Decoded = (Zeroizing<Vec<u8>>, Option<String>);
+
+/// The decoded body is larger than MAX_BODY.
+#[derive(Debug)]
+struct TooLarge;
+
+/// Undo the Content-Encoding (codings listed in the order they were applied). TooLarge: the
 /// decoded body is larger than MAX_BODY (a gzip bomb is stopped there, not decoded whole).
 /// An unknown coding or a broken body is not an error here: the body is returned as received
 /// with the reason, and the grant layer names the coding in its message.
-#[allow(clippy::type_complexity)]
-pub fn decode(
-    raw: Zeroizing<Vec<u8>>,
-    content_encoding: &str,
-) -> Result<(Zeroizing<Vec<u8>>, Option<String>), ()> {
+fn decode(raw: Zeroizing<Vec<u8>>, content_encoding: &str) -> Result<Decoded, TooLarge> {
     let codings: Vec<String> = content_encoding
         .split(',')
         .map(|c| c.trim().to_ascii_lowercase())
@@ -251,7 +254,7 @@ pub fn decode(
         };
         body = match decoded {
             Ok(Some(b)) => b,
-            Ok(None) => return Err(()),
+            Ok(None) => return Err(TooLarge),
             Err(e) => {
                 let why = format!(
                     "Content-Encoding \"{content_encoding}\", but the body is not valid {coding} ({})",

@@ -17,6 +17,8 @@ pub struct CliOptions {
 }
 
 /// What the command line asks for.
+// Made once per run: the size of the Run variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum CliCommand {
     Run(CliOptions),
