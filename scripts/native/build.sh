@@ -106,6 +106,15 @@ for rid in "${RIDS[@]}"; do
         -I"$out" tools/findity-token.c "${compat[@]}" -L"$out" -lfindity '-Wl,-rpath,$ORIGIN' -s \
         -o "$out/findity-token"
     case "$rid" in
+        linux-musl-*)
+            # zig's musl stub is named libc.so; Alpine's libc is libc.musl-<arch>.so.1, the name
+            # auditwheel's musllinux policy allows (musl's loader takes any libc.* for itself).
+            local_arch="$(rust_target "$rid" | cut -d- -f1)"
+            for f in "$out/libfindity.so" "$out/findity-token"; do
+                patchelf --replace-needed libc.so "libc.musl-$local_arch.so.1" "$f"
+            done ;;
+    esac
+    case "$rid" in
         linux-x64 | linux-arm64) check_glibc "$rid" "$out/libfindity.so" "$out/findity-token" ;;
         *) echo "native: $rid needs: $(readelf -d "$out/libfindity.so" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' | tr '\n' ' ')" ;;
     esac

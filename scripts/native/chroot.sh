@@ -35,12 +35,16 @@ need_bullseye() {
     touch "$BULLSEYE/.findity-complete"
 }
 
-# in_bullseye CMD...: run CMD in the chroot with /proc mounted for the duration.
+# in_bullseye CMD...: run CMD in the chroot with /proc and /dev/shm (POSIX semaphores, which
+# Python's multiprocessing needs) mounted for the duration.
 in_bullseye() {
     local rc=0
     mountpoint -q "$BULLSEYE/proc" || mount -t proc proc "$BULLSEYE/proc"
+    mkdir -p "$BULLSEYE/dev/shm"
+    mountpoint -q "$BULLSEYE/dev/shm" || mount -t tmpfs -o mode=1777 shm "$BULLSEYE/dev/shm"
     env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 PIP_DISABLE_PIP_VERSION_CHECK=1 \
-        chroot "$BULLSEYE" "$@" || rc=$?
+        "$(PATH=/usr/sbin:/sbin:$PATH command -v chroot)" "$BULLSEYE" "$@" || rc=$?
+    umount "$BULLSEYE/dev/shm" 2>/dev/null || true
     umount "$BULLSEYE/proc" 2>/dev/null || true
     return $rc
 }

@@ -58,7 +58,7 @@ need_debian_packages() {
 need_native_tools() {
     need_c_compiler
     need_debian_packages rustc-web cargo-web rust-web-src gcc-aarch64-linux-gnu libc6-dev-arm64-cross \
-        qemu-user musl-tools musl-dev binutils python3-venv
+        qemu-user musl-tools musl-dev binutils patchelf python3-venv
     [ -x "$DEB_RUSTC" ] && [ -x "$DEB_CARGO" ] || { echo "native: $DEB_RUSTC / $DEB_CARGO missing after install" >&2; return 1; }
     [ -d /usr/lib/rustlib/src/rust/library ] || { echo "native: rust-web-src did not install std's source" >&2; return 1; }
     if [ ! -x "$NATIVE_CACHE/venv-zig/bin/zig" ]; then

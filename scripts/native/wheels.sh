@@ -61,9 +61,10 @@ for rid in "${RIDS[@]}"; do
     tree="$(ls -d "$WORK"/unpacked/findity_auth-*)"
     install -m 0755 "$lib" "$tree/findity_auth/libfindity.so"
     wheelfile="$(ls "$tree"/findity_auth-*.dist-info/WHEEL)"
-    grep -v '^Tag:' "$wheelfile" > "$WORK/WHEEL"
+    grep -v -e '^Tag:' -e '^$' "$wheelfile" > "$WORK/WHEEL"
     for p in $(plat_tags "$rid"); do echo "Tag: py3-none-$p" >> "$WORK/WHEEL"; done
     cp "$WORK/WHEEL" "$wheelfile"
+    mkdir -p "$WORK/out"
     "$BPY" -m wheel pack -d "$WORK/out" "$tree" >/dev/null
     whl="$(ls "$WORK"/out/*.whl)"
     # auditwheel must find the library fit for the tag we gave it.
