@@ -3,7 +3,11 @@
 # and nuget 2.8), into build/nuget/Findity.Auth.VERSION.nupkg:
 #
 #   lib/net461/Findity.Auth.dll (+ .xml docs, + .dll.config)  built here by mcs
-#   runtimes/linux-x64/native/libfindity.so                     target/release (make release)
+#   runtimes/<rid>/native/libfindity.so                         build/native/<rid> (make native)
+#     for each of linux-x64, linux-arm64, linux-musl-x64 built there; linux-x64 falls back to
+#     target/release (make release, the host's glibc) when make native has not run or is older, and a
+#     missing rid is named on stderr. .NET picks runtimes/<rid> itself (linux-musl-x64 on
+#     Alpine); Mono reads the dllmap of Findity.Auth.dll.config (x86-64 and armv8; glibc only).
 #   README.md, LICENSE-MIT, LICENSE-APACHE
 #
 # License metadata: nuget 2.8 knows no <license> or <readme> element (NuGet 4.9 / 5.10), so the
@@ -33,11 +37,24 @@ mono_env
 command -v nuget >/dev/null 2>&1 || { echo "installing nuget (Debian)"; apt_install --no-install-recommends nuget; }
 
 VERSION="$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' bindings/csharp/Findity.Auth.csproj)"
-LIB="$ROOT/target/release/libfindity.so"
-[ -f "$LIB" ] || { echo "nuget: $LIB missing: run make release" >&2; exit 2; }
+RIDS=()
+declare -A RID_LIB
+for rid in linux-x64 linux-arm64 linux-musl-x64; do
+    native="$ROOT/build/native/$rid/libfindity.so" host="$ROOT/target/release/libfindity.so"
+    if [ -f "$native" ] && { [ "$rid" != linux-x64 ] || [ ! "$host" -nt "$native" ]; }; then
+        RIDS+=("$rid"); RID_LIB[$rid]="$native"
+        [ ! "$host" -nt "$native" ] || echo "nuget: build/native/$rid is older than target/release (make native rebuilds it)" >&2
+    elif [ "$rid" = linux-x64 ] && [ -f "$ROOT/target/release/libfindity.so" ]; then
+        RIDS+=("$rid"); RID_LIB[$rid]="$ROOT/target/release/libfindity.so"
+        echo "nuget: runtimes/linux-x64 from target/release (this host's glibc; make native builds it for glibc 2.17)" >&2
+    else
+        echo "nuget: WARNING: no $rid library (make native): the package carries no runtimes/$rid" >&2
+    fi
+done
+[ -n "${RID_LIB[linux-x64]:-}" ] || { echo "nuget: no linux-x64 library: run make release or make native" >&2; exit 2; }
 STAGE="$ROOT/build/nuget/stage"
 rm -rf "$STAGE" "$ROOT/build/nuget/Findity.Auth."*.nupkg
-mkdir -p "$STAGE/lib/net461" "$STAGE/runtimes/linux-x64/native"
+mkdir -p "$STAGE/lib/net461"
 
 cat >"$STAGE/AssemblyInfo.cs" <<CS
 [assembly: System.Reflection.AssemblyVersion("$VERSION.0")]
@@ -56,9 +73,16 @@ cat >"$STAGE/lib/net461/Findity.Auth.dll.config" <<'XML'
      libfindity.so next to the application, or LD_LIBRARY_PATH, works as well. -->
 <configuration>
   <dllmap dll="findity" os="linux" cpu="x86-64" target="../../runtimes/linux-x64/native/libfindity.so"/>
+  <dllmap dll="findity" os="linux" cpu="armv8" target="../../runtimes/linux-arm64/native/libfindity.so"/>
 </configuration>
 XML
-install -m 0755 "$LIB" "$STAGE/runtimes/linux-x64/native/libfindity.so"
+RUNTIME_FILES=
+for rid in "${RIDS[@]}"; do
+    mkdir -p "$STAGE/runtimes/$rid/native"
+    install -m 0755 "${RID_LIB[$rid]}" "$STAGE/runtimes/$rid/native/libfindity.so"
+    RUNTIME_FILES+="
+    <file src=\"runtimes/$rid/native/libfindity.so\" target=\"runtimes/$rid/native\" />"
+done
 cp bindings/csharp/README.md "$STAGE/README.md"
 cp LICENSE-MIT LICENSE-APACHE "$STAGE/"
 LICENSE_EXPR="$(sed -n 's/^license *= *"\(.*\)"/\1/p' Cargo.toml | head -1)"
@@ -77,15 +101,14 @@ cat >"$STAGE/Findity.Auth.nuspec" <<XML
     <licenseUrl>https://licenses.nuget.org/${LICENSE_EXPR// /%20}</licenseUrl>
     <copyright>Copyright (c) The libfindity authors; $LICENSE_EXPR (LICENSE-MIT, LICENSE-APACHE)</copyright>${PROJECT_URL:+
     <projectUrl>$PROJECT_URL</projectUrl>}
-    <description>$DESCRIPTION Built with Mono for .NET Framework 4.6.1+ / Mono; native library for linux-x64.</description>
+    <description>$DESCRIPTION Built with Mono for .NET Framework 4.6.1+ / Mono; native libraries for ${RIDS[*]}.</description>
     <tags>findity oauth expense erp httpclient</tags>
     <frameworkAssemblies>
       <frameworkAssembly assemblyName="System.Net.Http" targetFramework="net461" />
     </frameworkAssemblies>
   </metadata>
   <files>
-    <file src="lib/net461/*" target="lib/net461" />
-    <file src="runtimes/linux-x64/native/libfindity.so" target="runtimes/linux-x64/native" />
+    <file src="lib/net461/*" target="lib/net461" />$RUNTIME_FILES
     <file src="README.md" target="" />
     <file src="LICENSE-MIT" target="LICENSE-MIT" />
     <file src="LICENSE-APACHE" target="LICENSE-APACHE" />
