@@ -53,12 +53,14 @@ done
 if [ "$status" != 0 ]; then
     cat <<'TXT'
 check-macos: what src/ needs for macOS (see issue 20):
-  - libc::F_WRLCK / F_UNLCK are c_short (i16) on macOS and c_int on Linux: cast where a flock's
-    l_type is set (`l_type: libc::F_WRLCK as libc::c_short`, likewise F_UNLCK), not the reverse.
-  - open-file-description locks (F_OFD_SETLK/F_OFD_SETLKW) do not exist on macOS: behind
-    cfg(target_os = "linux"), with flock(2) (LOCK_EX|LOCK_NB, per open file, released on close) as
-    the fallback on other Unixes, since process-associated fcntl locks are dropped when any fd of
-    the file is closed in that process.
+  - libc::F_WRLCK / F_UNLCK are c_short (i16) on macOS and c_int on Linux; flock.l_type is
+    c_short on both. Pass the lock kind as c_short: ofd_lock(f, kind: libc::c_short), callers
+    ofd_lock(&f, libc::F_WRLCK as libc::c_short) / (libc::F_UNLCK as libc::c_short) (a cast to a
+    type alias, so clippy's unnecessary_cast stays quiet on Linux), and fl.l_type = kind.
+  - F_OFD_SETLK type-checks on macOS (the libc crate has xnu's value, 90), but Apple does not
+    document open-file-description locks: on targets other than Linux, flock(2) on the lock file
+    (LOCK_EX | LOCK_NB; owned by the open file description, dropped on close, like OFD locks)
+    is the documented equivalent; keep F_OFD_SETLK behind cfg(target_os = "linux").
 TXT
 fi
 exit $status
