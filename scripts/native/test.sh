@@ -15,16 +15,18 @@
 #     - the manylinux2014 x86_64 wheel installed with --no-index into a venv, and the Python
 #       package's tests (the emulator built for glibc 2.17 too, since the tests start it)
 #   linux-musl-x64: smoke.c linked with musl-gcc, run by Debian's musl loader
+#   packages: each wheel of build/wheelhouse and the nupkg (scripts/nuget.sh) hold the library
+#     of build/native/<rid>
 #
 # Anything that cannot run says so (SKIPPED, with the reason); the last line counts the checks.
-# NATIVE_TEST_ONLY="arm64 x64 musl" picks parts; NATIVE_RUST_TESTS overrides the Rust test list.
+# NATIVE_TEST_ONLY="arm64 x64 musl packages" picks parts; NATIVE_RUST_TESTS overrides the Rust test list.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 source scripts/native/env.sh
 source scripts/native/chroot.sh
 
-PARTS="${NATIVE_TEST_ONLY:-arm64 x64 musl}"
+PARTS="${NATIVE_TEST_ONLY:-arm64 x64 musl packages}"
 OUT="$ROOT/build/native-test"
 QEMU=(qemu-aarch64 -L /usr/aarch64-linux-gnu)
 CFLAGS_T=(-std=c11 -O1 -g -Wall -Wextra -Werror -pthread)
@@ -237,9 +239,38 @@ musl() {
     start_emu || return
     check "linux-musl-x64: smoke.c linked with musl-gcc" "$t/smoke" "$URL" "$ID" "$SECRET" E1234
     check "linux-musl-x64: findity-token" env FINDITY_ENV="$URL" FINDITY_CLIENT_ID="$ID" FINDITY_CLIENT_SECRET="$SECRET" \
-        "$dir/findity-token" --no-cache
+        "$dir/findity-token" --no-cache --json
     check "linux-musl-x64: 3 processes sharing a file store" \
         shared_store musl-file "file:$(mktemp -d "$OUT/store.XXXXXX")" "$dir/findity-token"
+}
+
+# ======================= the packages hold each platform's library
+packages() {
+    local rid whl pkg
+    echo; echo "=== native-test: packages"
+    for rid in linux-x64 linux-arm64 linux-musl-x64; do
+        [ -f "$NATIVE_OUT/$rid/libfindity.so" ] || { result "packages: $rid" skip "build/native/$rid missing"; continue; }
+        local want glob
+        want="$(sha256sum <"$NATIVE_OUT/$rid/libfindity.so" | cut -d' ' -f1)"
+        case "$rid" in
+            linux-x64) glob="*manylinux2014_x86_64*" ;; linux-arm64) glob="*manylinux2014_aarch64*" ;; *) glob="*musllinux_1_2_x86_64*" ;;
+        esac
+        whl="$(ls "$ROOT"/build/wheelhouse/findity_auth-*$glob.whl 2>/dev/null | head -1)"
+        if [ -n "$whl" ] && [ "$(unzip -p "$whl" findity_auth/libfindity.so | sha256sum | cut -d' ' -f1)" = "$want" ]; then
+            result "packages: $(basename "$whl") holds build/native/$rid/libfindity.so" ok
+        else
+            result "packages: the $rid wheel" fail "missing, or not holding build/native/$rid/libfindity.so"
+        fi
+    done
+    if ! pkg="$(bash scripts/nuget.sh | tail -1)"; then result "packages: make nuget" fail "scripts/nuget.sh failed"; return; fi
+    for rid in linux-x64 linux-arm64 linux-musl-x64; do
+        [ -f "$NATIVE_OUT/$rid/libfindity.so" ] || continue
+        if [ "$(unzip -p "$pkg" "runtimes/$rid/native/libfindity.so" | sha256sum | cut -d' ' -f1)" = "$(sha256sum <"$NATIVE_OUT/$rid/libfindity.so" | cut -d' ' -f1)" ]; then
+            result "packages: $(basename "$pkg") holds runtimes/$rid/native/libfindity.so" ok
+        else
+            result "packages: $(basename "$pkg") runtimes/$rid" fail "missing, or not build/native/$rid/libfindity.so"
+        fi
+    done
 }
 
 # for the Redis run, which happens in a child of scripts/redis.sh
@@ -255,5 +286,6 @@ done
 echo
 for s in "${skips[@]}"; do echo "SKIPPED: $s"; done
 [ "$failed" = 0 ] || echo "failed: ${failures[*]}"
-echo "test-native ($((SECONDS - T0)) s): $passed passed, $failed failed, $skipped skipped"
+echo "native-time: test-native $((SECONDS - T0)) s"
+echo "test-native: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
