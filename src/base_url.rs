@@ -25,6 +25,21 @@ impl BaseUrl {
             }
             s => s,
         };
+        // A name that is not a URL: say which name was probably meant (a short plain word
+        // carries no credentials, so it may be echoed).
+        if !input.contains("://") && input.len() <= 16 && input.bytes().all(|b| b.is_ascii_alphabetic()) {
+            let word = input.to_ascii_lowercase();
+            let guess = if "production".starts_with(&word) || word.starts_with("prod") {
+                "; did you mean \"production\"?"
+            } else if "stage".starts_with(&word) || word.starts_with("stag") {
+                "; did you mean \"stage\"?"
+            } else {
+                ""
+            };
+            return Err(bad(&format!(
+                "\"{input}\" is neither \"production\", \"stage\" nor a URL like https://host[:port][/prefix]{guess}"
+            )));
+        }
         // The input is not echoed: a mistyped URL may carry credentials.
         let url = Url::parse(input).map_err(|e| {
             bad(&format!(
@@ -81,6 +96,16 @@ fn is_loopback(host: &Host<&str>) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_near_name_gets_a_suggestion() {
+        let e = super::BaseUrl::parse("prod").unwrap_err();
+        assert!(e.message.contains("did you mean \"production\"?"), "{}", e.message);
+        let e = super::BaseUrl::parse("Staging").unwrap_err();
+        assert!(e.message.contains("did you mean \"stage\"?"), "{}", e.message);
+        let e = super::BaseUrl::parse("qa").unwrap_err();
+        assert!(!e.message.contains("did you mean"), "{}", e.message);
+    }
+
     use super::*;
     use crate::error::Status;
 

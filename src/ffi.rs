@@ -233,7 +233,10 @@ pub unsafe extern "C" fn findity_invalidate(
 /// Forget the cached access token for (base_url, client_id, user_id; user_id NULL: the
 /// organization token) only if it is still `token`: the one the API answered 401 to. A newer
 /// token, renewed meanwhile (say, by another thread that got the same 401), is kept, so N
-/// threads reporting the same rejected token cause one renewal. FINDITY_OK either way, also when
+/// threads reporting the same rejected token cause one renewal. With a shared cache it reaches
+/// the store too, also from a process that never served the key: the next token call for it
+/// neither adopts `token` from the store nor leaves it there (it renews and replaces it), so
+/// processes and hosts that get the same 401 renew once. FINDITY_OK either way, also when
 /// nothing was cached. Prefer it to findity_invalidate. Thread-safe; sends no request.
 ///
 /// # Safety
@@ -290,7 +293,10 @@ pub extern "C" fn findity_clear_cache() {
 
 /// Set a process-wide option; an empty `value` restores its default. Options:
 ///  - "timeout_ms" (30000): the most a call may block, retries and waiting included.
-///  - "connect_timeout_ms" (10000): TCP + TLS connection set-up.
+///  - "connect_timeout_ms" (10000): TCP + TLS connection set-up. A host that drops packets costs
+///    this and one retry.
+///  - "refused_ms" (3000): how long refused connections (nothing listens at the address) are
+///    retried, from the first refusal; 0: no retry. The error names host and port.
 ///  - "ca_file": a PEM file whose certificates are trusted in addition to the built-in roots
 ///    (for TLS-inspecting proxies). Read when set. Certificate checks can't be turned off.
 ///  - "proxy": "http://host:port" for all requests except loopback; by default HTTPS_PROXY,
@@ -304,8 +310,10 @@ pub extern "C" fn findity_clear_cache() {
 ///    tokens with other processes and hosts, one token request per key per renewal across all
 ///    of them. "file:/path/to/dir" (created 0700; refused if another user owns it or group or
 ///    others may write to it) or "redis://[user:password@]host:port[/db]" ("rediss://" for
-///    TLS). Records are encrypted with a key derived from the client secret. A store that is
-///    down or slow never fails a call: it is logged once and the process works on its own.
+///    TLS; Redis Cluster works: a key's lock and record share one hash slot). Records are
+///    encrypted with a key derived from the client secret. A store that is down or slow never
+///    fails a call: it is logged once and the process works on its own. The store's delays
+///    stay inside timeout_ms.
 ///
 /// An unknown name or bad value is FINDITY_ERR_INVALID_ARGUMENT and changes nothing.
 /// Thread-safe; applies to requests started afterwards.

@@ -32,6 +32,9 @@ pub struct State {
     /// The shared cache (option shared_cache).
     pub store: crate::store::Config,
     options: Mutex<Arc<Options>>,
+    /// The options as last set, for a child after fork (which must not take `options`: a
+    /// thread that is gone in the child may have held it at the fork).
+    options_for_child: ForkCopy<Options>,
     http: Mutex<Option<Arc<Http>>>,
     /// Serialises set_option (per state: a child after fork starts with a free one).
     setters: Mutex<()>,
@@ -94,14 +97,14 @@ fn renew(old: *mut State, generation: u64) -> &'static State {
     }
     // SAFETY: as above, a non-null state is never freed.
     let parent = unsafe { old.as_ref() };
+    let options = parent
+        .and_then(|p| p.options_for_child.read_in_child())
+        .unwrap_or_default();
     let fresh = Box::into_raw(Box::new(State {
         fork_generation: generation,
         cache: parent.map_or_else(Cache::default, |p| Cache::inherit(&p.cache)),
-        options: Mutex::new(
-            parent
-                .and_then(|p| p.options.try_lock().ok().map(|o| Arc::clone(&o)))
-                .unwrap_or_default(),
-        ),
+        options: Mutex::new(Arc::clone(&options)),
+        options_for_child: ForkCopy::new(Arc::clone(&options)),
         http: Mutex::new(None),
         stats: Stats::default(),
         renewals: Renewals::default(),
@@ -173,10 +176,14 @@ impl State {
             // Built first (slow: it starts a runtime thread), so a client that can't be built
             // leaves the options as they were.
             let http = Arc::new(Http::new(&next)?);
-            *lock(&self.options) = Arc::new(next);
+            let next = Arc::new(next);
+            *lock(&self.options) = Arc::clone(&next);
+            self.options_for_child.publish(next);
             *lock(&self.http) = Some(http);
         } else {
-            *lock(&self.options) = Arc::new(next);
+            let next = Arc::new(next);
+            *lock(&self.options) = Arc::clone(&next);
+            self.options_for_child.publish(next);
         }
         Ok(())
     }
@@ -192,5 +199,49 @@ impl State {
         let h = Arc::new(Http::new(&options)?);
         *slot = Some(Arc::clone(&h));
         Ok(h)
+    }
+}
+
+/// A value that a child after fork reads without a lock: the latest of a series of `Arc`s,
+/// published with one atomic swap. Only the parent publishes, only a child reads (where no
+/// other thread exists that could publish meanwhile).
+pub struct ForkCopy<T>(AtomicPtr<T>);
+
+impl<T> ForkCopy<T> {
+    pub fn new(value: Arc<T>) -> ForkCopy<T> {
+        ForkCopy(AtomicPtr::new(Arc::into_raw(value).cast_mut()))
+    }
+
+    pub fn publish(&self, value: Arc<T>) {
+        let old = self
+            .0
+            .swap(Arc::into_raw(value).cast_mut(), Ordering::AcqRel);
+        // SAFETY: every pointer stored came from Arc::into_raw and is released once, here or
+        // in Drop, after being swapped out.
+        drop(unsafe { Arc::from_raw(old) });
+    }
+
+    /// A child's copy of what the parent last published.
+    pub fn read_in_child(&self) -> Option<Arc<T>> {
+        let p = self.0.load(Ordering::Acquire);
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: p came from Arc::into_raw and its count includes this ForkCopy's reference,
+        // which nobody can release in the child while we take another.
+        unsafe {
+            Arc::increment_strong_count(p);
+            Some(Arc::from_raw(p))
+        }
+    }
+}
+
+impl<T> Drop for ForkCopy<T> {
+    fn drop(&mut self) {
+        let p = *self.0.get_mut();
+        if !p.is_null() {
+            // SAFETY: as in publish.
+            drop(unsafe { Arc::from_raw(p) });
+        }
     }
 }

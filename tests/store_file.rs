@@ -278,11 +278,16 @@ fn wrong_secret_rotation_and_tampering() {
     assert_eq!(org(&emu.stats()), 3, "served from the store");
     assert_eq!(common::set_option("shared_cache", ""), FINDITY_OK);
     for e in std::fs::read_dir(&dir).unwrap() {
-        let bytes = std::fs::read(e.unwrap().path()).unwrap();
+        let path = e.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
         let text = String::from_utf8_lossy(&bytes);
-        for secret in [org_token.as_str(), user_token.as_str(), SECRET, "E9", ID] {
+        // Not the 2-byte user id "E9" in the contents: random ciphertext holds it about once in
+        // 130 records. Names are hashes: no id in them at all.
+        for secret in [org_token.as_str(), user_token.as_str(), SECRET, ID] {
             assert!(!text.contains(secret), "plaintext in a record");
         }
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!name.contains("E9") && !name.contains(ID), "{name}");
     }
 }
 
@@ -438,11 +443,24 @@ fn lock_of<'a>(
         .map(|(g, _)| g)
 }
 
-/// Issue 18.3: a lock file removed while a waiter waits on it. The waiter gets the old file's
-/// lock when its holder lets go; unless it checks that the file it locked is still the one at
-/// that name, it holds the lock together with whoever locked the new file meanwhile.
+/// An OFD lock taken by the test itself (a process that locked the file now at the name).
+fn ofd_lock_file(f: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    assert_eq!(
+        unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) },
+        0
+    );
+}
+
+/// Issue 18.3: a lock file replaced while a waiter waits on it (a tmp cleaner removed it and
+/// another process created and locked a new one). The waiter gets the old file's lock when its
+/// holder lets go; unless it checks that the file it locked is still the one at that name, it
+/// holds the lock together with whoever holds the new file.
 #[test]
-fn waiter_on_a_removed_lock_file_does_not_share_the_lock() {
+fn waiter_on_a_replaced_lock_file_does_not_share_the_lock() {
     let dir = temp_dir("lockgone");
     let store = FileStore::open(&dir).unwrap();
     let id = "a".repeat(64);
@@ -455,13 +473,16 @@ fn waiter_on_a_removed_lock_file_does_not_share_the_lock() {
             drop(g);
         });
         std::thread::sleep(Duration::from_millis(200)); // the waiter waits on the old file
-        std::fs::remove_file(format!("{dir}/{id}.2.lock")).unwrap();
-        let newer = lock_of(&store, &id, 1000).expect("the new lock file is free");
+                                                        // The new file is locked before it appears under the name.
+        let newer_path = format!("{dir}/newer");
+        let newer = std::fs::File::create(&newer_path).unwrap();
+        ofd_lock_file(&newer);
+        std::fs::rename(&newer_path, format!("{dir}/{id}.2.lock")).unwrap();
         drop(first);
         std::thread::sleep(Duration::from_millis(500));
         assert!(
             !acquired.load(std::sync::atomic::Ordering::SeqCst),
-            "two holders: the waiter locked the removed file while the new one is held"
+            "two holders: the waiter holds the replaced file while the new one is held"
         );
         drop(newer);
     });

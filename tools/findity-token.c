@@ -65,8 +65,17 @@ static const char USAGE[] =
     "  --secret-stdin     read the secret from stdin even when FINDITY_CLIENT_SECRET is set.\n"
     "  --timeout-ms N     give up after N milliseconds, retries included (default 30000).\n"
     "  --ca-file FILE     also trust the CA certificates in this PEM file (TLS-inspecting proxy).\n"
+    "  --invalidate TOKEN the API answered 401 to TOKEN: forget it wherever it is cached (this\n"
+    "                     run and the cache below), then print a valid token as a plain run\n"
+    "                     would. If TOKEN is no longer the cached token (another script renewed\n"
+    "                     it already), the current one is printed. Scripts that get the same 401\n"
+    "                     and run it at once cause one renewal:\n"
+    "                         curl -f -H \"Authorization: Bearer $TOKEN\" \"$URL\" ||\n"
+    "                             TOKEN=$(findity-token --invalidate \"$TOKEN\")\n"
     "  --no-cache         do not use (or write) the token cache on disk; ask Findity.\n"
-    "  -v, --verbose      log the requests made to stderr (never a token or the secret).\n"
+    "  -v, --verbose      log the requests made to stderr, and where the token came from (this\n"
+    "                     run's cache, the shared cache, or a new request); never a token or the\n"
+    "                     secret.\n"
     "  -h, --help         show this help.\n"
     "  --version          show the versions of findity-token and libfindity.\n"
     "\n"
@@ -94,6 +103,7 @@ static const char USAGE[] =
     "  export FINDITY_CLIENT_ID=my-client FINDITY_CLIENT_SECRET=...   # or keep it in a file:\n"
     "  findity-token --client-id my-client < ~/.config/findity/secret\n"
     "  findity-token --user E1234 --json\n"
+    "  TOKEN=$(findity-token --invalidate \"$TOKEN\")   # after a 401 from the API\n"
     "  findity-token --env stage\n";
 
 static const char *prog = "findity-token";
@@ -210,6 +220,12 @@ static int library_error(uint32_t rc, const char *what, const char *env, const c
                 shown_env(env));
         return EXIT_USAGE;
     case FINDITY_ERR_NETWORK:
+        if (strstr(msg, "connection refused")) {
+            fprintf(stderr,
+                    "hint: nothing listens at that address: start the server, or fix --env (\"%s\").\n",
+                    shown_env(env));
+            return EXIT_NETWORK;
+        }
         fprintf(stderr,
                 "hint: Findity at \"%s\" did not answer. Check the network, DNS and the proxy settings\n"
                 "      (HTTPS_PROXY, NO_PROXY), --env, and --ca-file behind a TLS-inspecting proxy;\n"
@@ -320,6 +336,29 @@ static uint32_t get_token(const char *env, const char *client_id, const char *us
     return FINDITY_ERR_BUFFER_TOO_SMALL;
 }
 
+/* Where the last token came from, by what the library counted since `before` (--verbose). */
+static void say_source(const FindityStats *before, const char *what, const char *cache) {
+    FindityStats now;
+    memset(&now, 0, sizeof now);
+    if (findity_stats(&now, sizeof now) != FINDITY_OK) return;
+    const char *from;
+    if (now.authorization_code_requests > before->authorization_code_requests)
+        from = "a new request (authorization grant and code exchange)";
+    else if (now.refresh_token_requests > before->refresh_token_requests &&
+             now.client_credentials_requests == before->client_credentials_requests)
+        from = "a new request (refresh_token grant)";
+    else if (now.client_credentials_requests > before->client_credentials_requests)
+        from = "a new request (client_credentials grant)";
+    else if (now.store_hits > before->store_hits)
+        from = "the shared cache";
+    else
+        from = "this process's cache";
+    fprintf(stderr, "%s: %s from %s%s%s%s\n", prog, what, from,
+            now.store_hits > before->store_hits ? " (" : "",
+            now.store_hits > before->store_hits ? (strncmp(cache, "file:", 5) ? "redis" : cache) : "",
+            now.store_hits > before->store_hits ? ")" : "");
+}
+
 /* ---- main ---------------------------------------------------------------------------------- */
 
 /* Matches "--name" (value in the next argument) or "--name=value". */
@@ -351,7 +390,7 @@ static int is_secret_option(const char *a) {
 static int run(int argc, char **argv) {
     const char *env = getenv("FINDITY_ENV");
     const char *client_id = getenv("FINDITY_CLIENT_ID");
-    const char *user_id = NULL, *timeout = NULL, *ca_file = NULL;
+    const char *user_id = NULL, *timeout = NULL, *ca_file = NULL, *refused = NULL;
     int json = 0, secret_stdin = 0, verbose = 0, no_cache = 0;
     if (!env || !*env) env = "production";
 
@@ -403,6 +442,9 @@ static int run(int argc, char **argv) {
         } else if (option_value(argc, argv, &i, "--user", &v)) {
             if (!v || !*v) return usage_error("--user needs a user id%s", "");
             user_id = v;
+        } else if (option_value(argc, argv, &i, "--invalidate", &v)) {
+            if (!v || !*v) return usage_error("--invalidate needs the token the API refused%s", "");
+            refused = v;
         } else if (option_value(argc, argv, &i, "--timeout-ms", &v)) {
             if (!v || !*v || strspn(v, "0123456789") != strlen(v))
                 return usage_error("--timeout-ms needs a number of milliseconds, not \"%s\"", v ? v : "");
@@ -456,6 +498,13 @@ static int run(int argc, char **argv) {
         strcpy(secret, from_env);
     }
 
+    /* The refused token first: the calls below then neither serve it from this process nor
+     * adopt it from the shared cache, and the one that renews replaces it there. */
+    if (refused) findity_invalidate_token(env, client_id, user_id, refused);
+    FindityStats before;
+    memset(&before, 0, sizeof before);
+    findity_stats(&before, sizeof before);
+
     /* For a user token, the organization token first: it tells a wrong secret (exit 4 with a
      * hint about the client) from an unknown user. It is the same request findity_user_token
      * would make, and is cached for it, so this costs nothing extra. */
@@ -463,10 +512,15 @@ static int run(int argc, char **argv) {
     char what[320];
     uint32_t rc = get_token(env, client_id, NULL, &token);
     if (rc != FINDITY_OK) {
-        snprintf(what, sizeof what, "an organization token for client \"%s\"", client_id);
+        if (user_id)
+            snprintf(what, sizeof what, "a token for user \"%s\" (the organization token of client \"%s\", asked first)", user_id, client_id);
+        else
+            snprintf(what, sizeof what, "an organization token for client \"%s\"", client_id);
         return library_error(rc, what, env, client_id, NULL);
     }
+    if (verbose) say_source(&before, "organization token", cache);
     if (user_id) {
+        findity_stats(&before, sizeof before);
         wipe(token, strlen(token));
         free(token);
         token = NULL;
@@ -475,6 +529,7 @@ static int run(int argc, char **argv) {
             snprintf(what, sizeof what, "a token for user \"%s\"", user_id);
             return library_error(rc, what, env, client_id, user_id);
         }
+        if (verbose) say_source(&before, "user token", cache);
     }
     wipe(secret, sizeof secret);
     int e = print_token(token, json, env, client_id, user_id);

@@ -27,7 +27,7 @@ use crate::error::Error;
 use crate::log::log;
 use crate::secret::Secret;
 use crate::source;
-use crate::state::State;
+use crate::state::{ForkCopy, State};
 use crate::stats::inc;
 use crate::token::{Freshness, Token};
 use record::{Crypt, Identity, Opened, Record};
@@ -156,11 +156,24 @@ enum Setting {
 }
 
 /// The process's shared-cache setting (a field of [`State`]).
-pub struct Config(Mutex<Setting>);
+pub struct Config {
+    setting: Mutex<Setting>,
+    /// What a child after fork starts from, readable without the lock (see ForkCopy).
+    for_child: ForkCopy<ForChild>,
+}
+
+enum ForChild {
+    Unread,
+    Off,
+    Spec(Secret),
+}
 
 impl Default for Config {
     fn default() -> Config {
-        Config(Mutex::new(Setting::Unread))
+        Config {
+            setting: Mutex::new(Setting::Unread),
+            for_child: ForkCopy::new(Arc::new(ForChild::Unread)),
+        }
     }
 }
 
@@ -171,8 +184,9 @@ impl Config {
         let opened =
             open(value).map_err(|why| Error::invalid_argument(format!("shared_cache: {why}")))?;
         let shown = opened.as_ref().map(|a| a.shown.clone());
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) =
-            opened.map_or(Setting::Off, Setting::On);
+        let mut s = self.setting.lock().unwrap_or_else(PoisonError::into_inner);
+        *s = opened.map_or(Setting::Off, Setting::On);
+        self.publish(&s);
         Ok(shown)
     }
 
@@ -180,7 +194,7 @@ impl Config {
     /// opened and logged with no lock held: a log callback may call back into the library.
     pub fn active(&self) -> Option<Arc<Active>> {
         let spec = {
-            let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut s = self.setting.lock().unwrap_or_else(PoisonError::into_inner);
             match &*s {
                 Setting::On(a) => return Some(Arc::clone(a)),
                 Setting::Off => return None,
@@ -189,13 +203,14 @@ impl Config {
                     Ok(v) => Secret::new(v),
                     Err(_) => {
                         *s = Setting::Off;
+                        self.publish(&s);
                         return None;
                     }
                 },
             }
         };
         let opened = open(spec.expose());
-        let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut s = self.setting.lock().unwrap_or_else(PoisonError::into_inner);
         // Another thread (or a set_option) may have settled it meanwhile: theirs wins.
         let unsettled = match &*s {
             Setting::Unread => true,
@@ -217,6 +232,7 @@ impl Config {
                     Setting::Off
                 }
             };
+            self.publish(&s);
         }
         let active = match &*s {
             Setting::On(a) => Some(Arc::clone(a)),
@@ -231,16 +247,28 @@ impl Config {
         active
     }
 
-    /// A child's setting after fork: the same store, reopened on first use. try_lock only.
+    /// What a child after fork starts from, published with every change (under the lock).
+    fn publish(&self, s: &Setting) {
+        self.for_child.publish(Arc::new(match s {
+            Setting::Unread => ForChild::Unread,
+            Setting::Off => ForChild::Off,
+            Setting::Pending(spec) => ForChild::Spec(spec.clone()),
+            Setting::On(a) => ForChild::Spec(a.spec.clone()),
+        }));
+    }
+
+    /// A child's setting after fork: the same store, reopened on first use. Takes no lock (a
+    /// thread that is gone in the child may have held it at the fork).
     pub fn inherit(&self) -> Config {
-        let guard = self.0.try_lock().ok();
-        let next = match guard.as_deref() {
-            Some(Setting::On(a)) => Setting::Pending(a.spec.clone()),
-            Some(Setting::Pending(s)) => Setting::Pending(s.clone()),
-            Some(Setting::Off) => Setting::Off,
-            _ => Setting::Unread,
+        let next = match self.for_child.read_in_child().as_deref() {
+            Some(ForChild::Spec(spec)) => Setting::Pending(spec.clone()),
+            Some(ForChild::Off) => Setting::Off,
+            Some(ForChild::Unread) | None => Setting::Unread,
         };
-        Config(Mutex::new(next))
+        let c = Config::default();
+        *c.setting.lock().unwrap_or_else(PoisonError::into_inner) = next;
+        c.publish(&c.setting.lock().unwrap_or_else(PoisonError::into_inner));
+        c
     }
 }
 

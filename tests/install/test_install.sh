@@ -201,11 +201,55 @@ expect_contains "server failing: HTTP status on stderr" "HTTP 503" "$se"
 
 run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "http://127.0.0.1:$(free_port)" --client-id inst-client --timeout-ms 1000
 expect_eq "nothing listening: exit 3" "3:" "$rc:$so"
-expect_contains "nothing listening: a network hint" "did not answer" "$se"
+expect_contains "nothing listening: names host and port" "nothing listens at 127.0.0.1:" "$se"
+expect_contains "nothing listening: a hint" "hint: nothing listens at that address" "$se"
 
 run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "$url" --client-id inst-client --user E9 --verbose
 expect_contains "--verbose: the requests on stderr" 'findity info: user token for "E9"' "$se"
 case "$se" in *"$so"* | *inst-secret*) fail "--verbose: neither token nor secret on stderr" "$se" ;; *) ok "--verbose: neither token nor secret on stderr" ;; esac
+
+# --invalidate (issue 19): the server dropped its tokens; four scripts get the same 401 and run
+# --invalidate at once: one renewal, all four print the new token, and the next plain run too.
+run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "$url" --client-id inst-client
+t1=$so
+emu_post '/_emulator/revoke?what=access'
+expect_eq "--invalidate: the API refuses the dropped token" "HTTP 401" "$(TOKEN=$t1 api_subject)"
+run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "$url" --client-id inst-client
+expect_eq "--invalidate: without it, a plain run still prints the dropped token" "$t1" "$so"
+before=$(emu_stat token_requests)
+pids=()
+for i in 1 2 3 4; do
+    env -u FINDITY_CLIENT_ID -u FINDITY_ENV -u FINDITY_SHARED_CACHE XDG_CACHE_HOME="$tmp/cache" \
+        FINDITY_CLIENT_SECRET=inst-secret "$tok" --env "$url" --client-id inst-client \
+        --invalidate "$t1" >"$tmp/inv.$i" 2>"$tmp/inv.$i.err" </dev/null &
+    pids+=($!)
+done
+wait "${pids[@]}" # not a bare wait: the emulator runs in the background too
+t2=$(cat "$tmp/inv.1")
+expect_eq "--invalidate: four scripts at once print one new token" "$t2 $t2 $t2 $t2" \
+    "$(cat "$tmp/inv.1") $(cat "$tmp/inv.2") $(cat "$tmp/inv.3") $(cat "$tmp/inv.4")"
+check "--invalidate: the new token differs from the refused one" test "$t2" != "$t1"
+expect_eq "--invalidate: the API accepts the new token" "org:inst-client" "$(TOKEN=$t2 api_subject)"
+expect_eq "--invalidate: four scripts caused one renewal" 1 "$(( $(emu_stat token_requests) - before ))"
+run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "$url" --client-id inst-client --verbose
+expect_eq "--invalidate: the next plain run prints the new token" "$t2" "$so"
+expect_contains "--verbose says the token came from the shared cache" "organization token from the shared cache" "$se"
+before=$(emu_stat token_requests)
+run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "$url" --client-id inst-client --invalidate "$t1"
+expect_eq "--invalidate with a token no longer cached: the current one, exit 0, no request" "0 $t2 0" \
+    "$rc $so $(( $(emu_stat token_requests) - before ))"
+run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "$url" --client-id inst-client --no-cache --invalidate "$t2" --verbose
+expect_eq "--invalidate --no-cache: a new token" 0 "$rc"
+check "--invalidate --no-cache: not the cached one" test "$so" != "$t2"
+expect_contains "--verbose names the grant of a new request" "organization token from a new request (client_credentials grant)" "$se"
+run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "$url" --client-id inst-client --user E21
+u1=$so
+run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "$url" --client-id inst-client --user E21 --invalidate "$u1" --verbose
+expect_eq "--invalidate --user: a new user token" "0 user:E21" "$rc $(TOKEN=$so api_subject)"
+check "--invalidate --user: not the refused one" test "$so" != "$u1"
+expect_contains "--verbose: the user token's renewal" "user token from a new request (refresh_token grant)" "$se"
+run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env prod --client-id inst-client
+expect_contains "--env prod: did you mean production" 'did you mean "production"?' "$se"
 
 run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "$url" --client-id inst-client --ca-file "$tmp/no-such.pem"
 expect_eq "unreadable --ca-file: exit 2" "2:" "$rc:$so"
