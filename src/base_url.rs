@@ -27,7 +27,10 @@ impl BaseUrl {
         };
         // A name that is not a URL: say which name was probably meant (a short plain word
         // carries no credentials, so it may be echoed).
-        if !input.contains("://") && input.len() <= 16 && input.bytes().all(|b| b.is_ascii_alphabetic()) {
+        if !input.contains("://")
+            && input.len() <= 16
+            && input.bytes().all(|b| b.is_ascii_alphabetic())
+        {
             let word = input.to_ascii_lowercase();
             let guess = if "production".starts_with(&word) || word.starts_with("prod") {
                 "; did you mean \"production\"?"
@@ -99,9 +102,17 @@ mod tests {
     #[test]
     fn a_near_name_gets_a_suggestion() {
         let e = super::BaseUrl::parse("prod").unwrap_err();
-        assert!(e.message.contains("did you mean \"production\"?"), "{}", e.message);
+        assert!(
+            e.message.contains("did you mean \"production\"?"),
+            "{}",
+            e.message
+        );
         let e = super::BaseUrl::parse("Staging").unwrap_err();
-        assert!(e.message.contains("did you mean \"stage\"?"), "{}", e.message);
+        assert!(
+            e.message.contains("did you mean \"stage\"?"),
+            "{}",
+            e.message
+        );
         let e = super::BaseUrl::parse("qa").unwrap_err();
         assert!(!e.message.contains("did you mean"), "{}", e.message);
     }

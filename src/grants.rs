@@ -7,6 +7,7 @@
 use crate::base_url::BaseUrl;
 use crate::error::{sanitize_server_text, Delivery, Error, Status};
 use crate::http::{Answer, Http};
+use crate::refresh::RefreshToken;
 use crate::secret::Secret;
 use crate::token::{Token, DEFAULT_LIFETIME, MAX_LIFETIME};
 use serde_json::Value;
@@ -33,13 +34,16 @@ pub fn client_credentials(
         .map_err(|e| e.redact(&[secret.expose()]))
 }
 
+/// Send `refresh_token` (consumed: see crate::refresh). On failure it comes back with the
+/// error only if the server did not process it: it never left this process, or the answer was
+/// 429 (throttled, not processed). Anything else burnt it: refused, or sent with no answer.
 pub fn refresh(
     http: &Http,
     base: &BaseUrl,
     client_id: &str,
-    refresh_token: &Secret,
+    refresh_token: RefreshToken,
     deadline: Instant,
-) -> Result<Token, Error> {
+) -> Result<Token, (Error, Option<RefreshToken>)> {
     let form = encode(&[
         ("grant_type", "refresh_token"),
         ("client_id", client_id),
@@ -56,6 +60,11 @@ pub fn refresh(
     )
     .map_err(|e| e.context(&format!("refresh_token grant at {url}")))
     .map_err(|e| e.redact(&[refresh_token.expose()]))
+    .map_err(|e| {
+        let unsent = e.delivery == Delivery::NotSent
+            || (e.delivery == Delivery::Answered && e.http_status == 429);
+        (e, unsent.then_some(refresh_token))
+    })
 }
 
 /// Ask for a single-use code that lets the organization act as one user.
@@ -241,7 +250,7 @@ pub fn parse_token(body: &[u8], issued_at: Instant) -> Result<Token, String> {
             _ => return Err("token_type is not Bearer".into()),
         }
     }
-    let refresh = checked_token(obj.get("refresh_token"), "refresh_token")?;
+    let refresh = checked_token(obj.get("refresh_token"), "refresh_token")?.map(RefreshToken::new);
     let lifetime = parse_expires_in(obj.get("expires_in"))?;
     Ok(Token::new(access, refresh, issued_at, lifetime))
 }
@@ -329,7 +338,7 @@ mod tests {
     fn reads_findity_answer() {
         let t = parse(json!({"access_token":"RsT5","token_type":"Bearer","expires_in":3600,"refresh_token":"9MX+/="})).unwrap();
         assert_eq!(t.access.expose(), "RsT5");
-        assert_eq!(t.refresh.unwrap().expose(), "9MX+/=");
+        assert!(t.refresh.unwrap().ct_eq("9MX+/="));
         assert_eq!(t.lifetime, Duration::from_secs(3600));
     }
 

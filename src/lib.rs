@@ -17,6 +17,7 @@
 //! - [`state`]: the process-wide state and its renewal after `fork()`.
 //! - [`log`], [`stats`]: log lines (stderr or a host callback) and operator counters.
 //! - [`error`], [`secret`]: error values with the thread-local last error; secrets that redact and wipe themselves.
+//! - [`refresh`]: a single-use refresh token as a value that must be sent, handed back or stored.
 
 pub mod base_url;
 pub mod cache;
@@ -26,6 +27,7 @@ pub mod ffi;
 pub mod grants;
 pub mod http;
 pub mod log;
+pub mod refresh;
 pub mod retry;
 pub mod secret;
 pub mod source;

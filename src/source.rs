@@ -7,6 +7,7 @@ use crate::cache::Key;
 use crate::error::{Delivery, Error};
 use crate::grants;
 use crate::log::{fingerprint, log};
+use crate::refresh::RefreshToken;
 use crate::retry::{Backoff, GiveUp};
 use crate::secret::Secret;
 use crate::state::State;
@@ -30,48 +31,47 @@ fn send<T>(
     result
 }
 
-/// The server did not act on the request: it throttled it (429). A 503 pauses the host too
-/// (crate::throttle) but may have been processed, so it burns a single-use grant.
-fn not_processed(e: &Error) -> bool {
-    e.delivery == Delivery::Answered && e.http_status == 429
-}
-
-/// Obtain a new token for `key`. Returns the refresh token back if it was never sent
-/// (connect failure), since it is then still unused and valid.
-pub fn renew(
+/// Obtain a new token for `key` from Findity: the refresh token first, then the primary grant.
+/// Hands the refresh token back if the server never processed it (see crate::refresh).
+pub fn request_token(
     st: &'static State,
     key: &Key,
-    refresh: Option<Secret>,
+    refresh: Option<RefreshToken>,
     secret: &Secret,
     deadline: Instant,
-) -> (Result<Token, Error>, Option<Secret>) {
+) -> (Result<Token, Error>, Option<RefreshToken>) {
     let http = match st.http() {
         Ok(h) => h,
         Err(e) => return (Err(e), refresh),
     };
-    let mut unused = None;
+    // The refresh token while it is ours: grants::refresh takes it, and gives it back only if
+    // the server did not process it; a throttle that refuses to send leaves it here.
+    let mut held = refresh;
     let mut attempts = Attempts::new(st, deadline);
-    while let Some(rt) = refresh.as_ref() {
+    while held.is_some() {
         log!(Debug, "{key}: refresh_token grant");
         let sent = send(st, key, deadline, || {
+            let Some(rt) = held.take() else {
+                return Err(Error::internal("no refresh token to send"));
+            };
             inc(&st.stats.refresh_token);
-            grants::refresh(&http, &key.base, &key.client_id, rt, deadline)
+            grants::refresh(&http, &key.base, &key.client_id, rt, deadline).map_err(|(e, back)| {
+                held = back;
+                e
+            })
         });
         match sent {
             Ok(t) => {
                 obtained(key, &t, "refresh_token");
                 return (Ok(t), None);
             }
-            // Never left this process: still unused, keep it for later.
-            Err(e) if e.delivery == Delivery::NotSent => {
-                unused = refresh;
-                break;
-            }
-            // Throttled: the server did not use it. Send it again after the pause, never fall
-            // back at once; if the pause outlasts the deadline, keep it for the next try.
-            Err(e) if not_processed(&e) => match retry(st, key, &mut attempts, e) {
+            // Never left this process: still unused, kept for later.
+            Err(e) if e.delivery == Delivery::NotSent => break,
+            // Throttled (429), so not processed: send it again after the pause, never fall
+            // back at once; if the pause outlasts the deadline, it goes back to its owner.
+            Err(e) if held.is_some() => match retry(st, key, &mut attempts, e) {
                 Ok(()) => continue,
-                Err(e) => return (Err(e), refresh),
+                Err(e) => return (Err(e), held),
             },
             // Refused, or sent with no answer: burnt either way. Fall back to the primary grant.
             Err(e) => {
@@ -93,7 +93,7 @@ pub fn renew(
         None => organization_token(st, key, secret, deadline),
         Some(user) => user_token(st, key, user, secret, deadline),
     };
-    (result, unused)
+    (result, held)
 }
 
 fn obtained(key: &Key, t: &Token, grant: &str) {

@@ -80,11 +80,12 @@ pub fn state() -> &'static State {
             return s;
         }
     }
-    renew(p, generation)
+    build_state(p, generation)
 }
 
+/// The first state, or a child's after fork (`old`: the parent's).
 #[cold]
-fn renew(old: *mut State, generation: u64) -> &'static State {
+fn build_state(old: *mut State, generation: u64) -> &'static State {
     // Registered before the flag is set, so every thread that builds a state knows the
     // handler is in place before anything of that state can be forked: a thread that forked
     // between another's flag and its registration would leave a child on the parent's state.

@@ -8,6 +8,7 @@
 //! started (CLOCK_BOOTTIME − CLOCK_MONOTONIC). Every `issued_at`, and every `now` compared with
 //! one, comes from [`now`]. A suspend noticed there outdates the threads' snapshots.
 
+use crate::refresh::RefreshToken;
 use crate::secret::Secret;
 use std::time::{Duration, Instant};
 
@@ -16,10 +17,12 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 /// Longest lifetime believed; a larger `expires_in` is capped so tokens still rotate daily.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
-#[derive(Clone, Debug)]
+/// Not Clone: it may carry a refresh token (see crate::refresh); [`Token::access_only`] copies
+/// the rest.
+#[derive(Debug)]
 pub struct Token {
     pub access: Secret,
-    pub refresh: Option<Secret>,
+    pub refresh: Option<RefreshToken>,
     /// Monotonic time taken before the request was sent: the server's clock starts later.
     pub issued_at: Instant,
     pub lifetime: Duration,
@@ -52,7 +55,7 @@ fn base_window(lifetime: Duration) -> Duration {
 impl Token {
     pub fn new(
         access: Secret,
-        refresh: Option<Secret>,
+        refresh: Option<RefreshToken>,
         issued_at: Instant,
         lifetime: Duration,
     ) -> Token {
@@ -65,6 +68,17 @@ impl Token {
             issued_at,
             lifetime,
             window: base - jitter,
+        }
+    }
+
+    /// A copy of everything but the refresh token (which has one owner only).
+    pub fn access_only(&self) -> Token {
+        Token {
+            access: self.access.clone(),
+            refresh: None,
+            issued_at: self.issued_at,
+            lifetime: self.lifetime,
+            window: self.window,
         }
     }
 

@@ -121,10 +121,10 @@ fn an_entry_in_use_is_never_evicted() {
 fn no_renewal_worker_strands_nobody() {
     let emu = emulator(2);
     let url = emu.url();
-    findity::cache::renewal::fail_spawns_for_tests(true);
+    findity::cache::renewal::hooks::fail_spawns(true);
     let t0 = Instant::now();
     common::token(&url, ID, SECRET, None).unwrap();
-    let attempts0 = findity::cache::renewal::spawn_attempts();
+    let attempts0 = findity::cache::renewal::hooks::spawn_attempts();
     let mut calls = 0;
     let mut slowest = Duration::ZERO;
     // Stale from about 1 s; expired (margin) at 1.5 s; keep asking until 3 s.
@@ -136,8 +136,8 @@ fn no_renewal_worker_strands_nobody() {
         calls += 1;
         std::thread::sleep(Duration::from_millis(2));
     }
-    findity::cache::renewal::fail_spawns_for_tests(false);
-    let attempts = findity::cache::renewal::spawn_attempts() - attempts0;
+    findity::cache::renewal::hooks::fail_spawns(false);
+    let attempts = findity::cache::renewal::hooks::spawn_attempts() - attempts0;
     eprintln!("{calls} calls, {attempts} thread starts tried, slowest {slowest:?}");
     assert!(attempts >= 1, "no renewal was due");
     assert!(attempts <= 2, "{attempts} thread starts for {calls} calls");

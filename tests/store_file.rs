@@ -197,7 +197,9 @@ fn write_record(dir: &str, key: &Key, secret: &str, access: &str) {
         .as_millis() as u64;
     let rec = Record {
         access: Some(Secret::new(access)),
-        refresh: Some(Secret::new("old-refresh-token")),
+        refresh: Some(findity::refresh::RefreshToken::new(Secret::new(
+            "old-refresh-token",
+        ))),
         issued_ms: now_ms,
         lifetime_ms: 3_600_000,
     };

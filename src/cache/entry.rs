@@ -5,6 +5,7 @@
 use super::key::Key;
 use crate::error::{Delivery, Error, Status};
 use crate::log::log;
+use crate::refresh::RefreshToken;
 use crate::retry;
 use crate::secret::Secret;
 use crate::state::State;
@@ -46,7 +47,7 @@ pub struct Entry {
 struct Slot {
     token: Option<Token>,
     /// Kept apart from the token: invalidating a token keeps it, and using it takes it out.
-    refresh: Option<Secret>,
+    refresh: Option<RefreshToken>,
     /// The client secret this entry's tokens were obtained with.
     secret: Secret,
     /// Coarse-clock time until which `token` is fresh (0: not fresh); see Token::fresh_until_coarse.
@@ -281,7 +282,7 @@ impl Entry {
                 tried_until: crate::retry::horizon(deadline),
             };
             drop(slot);
-            let (result, unused) = store::renew(
+            let (result, unused) = store::obtain(
                 st,
                 &self.key,
                 refresh,
@@ -412,7 +413,7 @@ impl Entry {
             left.as_secs_f64()
         );
         let (result, unused) = crate::retry::no_retry_after(usable_until, || {
-            store::renew(
+            store::obtain(
                 st,
                 &self.key,
                 refresh,
@@ -506,9 +507,7 @@ impl Entry {
             .token
             .as_ref()
             .filter(|t| t.freshness(crate::token::now()) != Freshness::Expired)?;
-        let mut t = t.clone();
-        t.refresh = None;
-        Some((t, slot.secret.clone()))
+        Some((t.access_only(), slot.secret.clone()))
     }
 
     /// A child's entry holding an inherited token (see `inheritable`).
@@ -541,7 +540,7 @@ impl FlightGuard<'_> {
         self,
         slot: &mut Slot,
         result: Result<Token, Error>,
-        unused_refresh: Option<Secret>,
+        unused_refresh: Option<RefreshToken>,
     ) -> Result<(), Error> {
         let mut this = self;
         let secret = this.secret.take().expect("a flight lands once");

@@ -11,7 +11,6 @@ use crate::log::log;
 use crate::state::State;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -21,18 +20,38 @@ const SPAWN_RETRY: Duration = Duration::from_secs(5);
 /// An idle worker exits after this long; the next renewal starts one again (about 50 µs).
 pub const WORKER_LINGER: Duration = Duration::from_secs(2);
 
-/// Tests make thread starts fail (as they do at a thread limit) and count the attempts.
-static FAIL_SPAWNS: AtomicBool = AtomicBool::new(false);
-static SPAWN_ATTEMPTS: AtomicU64 = AtomicU64::new(0);
+/// Tests make thread starts fail (as they do at a thread limit) and count the attempts; only
+/// in builds with the `test-hooks` feature (the test suites), never in the shipped library.
+#[cfg(feature = "test-hooks")]
+pub mod hooks {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-#[doc(hidden)]
-pub fn fail_spawns_for_tests(fail: bool) {
-    FAIL_SPAWNS.store(fail, AtomicOrdering::Relaxed);
+    pub(super) static FAIL_SPAWNS: AtomicBool = AtomicBool::new(false);
+    pub(super) static SPAWN_ATTEMPTS: AtomicU64 = AtomicU64::new(0);
+
+    pub fn fail_spawns(fail: bool) {
+        FAIL_SPAWNS.store(fail, Ordering::Relaxed);
+    }
+
+    pub fn spawn_attempts() -> u64 {
+        SPAWN_ATTEMPTS.load(Ordering::Relaxed)
+    }
 }
 
-#[doc(hidden)]
-pub fn spawn_attempts() -> u64 {
-    SPAWN_ATTEMPTS.load(AtomicOrdering::Relaxed)
+/// Start a renewal worker (with the test hooks: maybe fail as at a thread limit).
+fn spawn_worker(n: usize, st: &'static State) -> std::io::Result<()> {
+    #[cfg(feature = "test-hooks")]
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        hooks::SPAWN_ATTEMPTS.fetch_add(1, Relaxed);
+        if hooks::FAIL_SPAWNS.load(Relaxed) {
+            return Err(std::io::Error::from(std::io::ErrorKind::WouldBlock));
+        }
+    }
+    std::thread::Builder::new()
+        .name(format!("findity-renew-{n}"))
+        .spawn(move || st.renewals.work(st))
+        .map(drop)
 }
 
 #[derive(Default)]
@@ -118,15 +137,7 @@ impl Renewals {
         q.workers += 1;
         let n = q.workers;
         drop(q);
-        SPAWN_ATTEMPTS.fetch_add(1, AtomicOrdering::Relaxed);
-        let spawned = if FAIL_SPAWNS.load(AtomicOrdering::Relaxed) {
-            Err(std::io::Error::from(std::io::ErrorKind::WouldBlock))
-        } else {
-            std::thread::Builder::new()
-                .name(format!("findity-renew-{n}"))
-                .spawn(move || st.renewals.work(st))
-                .map(drop)
-        };
+        let spawned = spawn_worker(n, st);
         if let Err(e) = spawned {
             let mut q = lock(&self.queue);
             q.workers -= 1;

@@ -3,7 +3,7 @@
 //! token request per key per renewal, and send each refresh token at most once, fleet-wide.
 //!
 //! The in-process cache stays in front: a hit never gets here. Its flight leader calls
-//! [`renew`] (same signature as [`source::renew`]) with no lock held, which, with a store:
+//! [`obtain`] (same signature as [`source::request_token`]) with no lock held, which, with a store:
 //! takes the key's cross-process lock → reads and decrypts the record → adopts a usable token
 //! (no request) or renews with the stored refresh token, which is first taken out of the
 //! record → writes the new record → unlocks. Without a store it is `source::renew`.
@@ -25,6 +25,7 @@ pub mod redis;
 use crate::cache::Key;
 use crate::error::Error;
 use crate::log::log;
+use crate::refresh::RefreshToken;
 use crate::secret::Secret;
 use crate::source;
 use crate::state::{ForkCopy, State};
@@ -342,24 +343,24 @@ impl Active {
 }
 
 /// Obtain a token for `key` through the shared store when one is configured (see the module
-/// documentation); exactly [`source::renew`] otherwise. Same contract: the refresh token given
-/// is taken (sent at most once), and one never sent is handed back. `background`: a renewal
+/// documentation); exactly [`source::request_token`] otherwise. Same contract for the refresh
+/// token given (crate::refresh): sent, handed back unsent, or stored. `background`: a renewal
 /// ahead of expiry (a renewal worker), which adopts only a fresh stored token.
-pub fn renew(
+pub fn obtain(
     st: &'static State,
     key: &Key,
-    refresh: Option<Secret>,
+    refresh: Option<RefreshToken>,
     secret: &Secret,
     deadline: Instant,
     background: bool,
     rejected: Option<&Secret>,
-) -> (Result<Token, Error>, Option<Secret>) {
+) -> (Result<Token, Error>, Option<RefreshToken>) {
     let Some(active) = st.store.active() else {
-        return source::renew(st, key, refresh, secret, deadline);
+        return source::request_token(st, key, refresh, secret, deadline);
     };
     if !active.up() {
         // Down: process-local. `refresh` never came from the store (module invariant).
-        return source::renew(st, key, refresh, secret, deadline);
+        return source::request_token(st, key, refresh, secret, deadline);
     }
     let who = Identity::of(key);
     let now = Instant::now();
@@ -374,7 +375,7 @@ pub fn renew(
                 inc(&st.stats.store_lock_waits);
             }
             active.failed(st, key, &e);
-            return source::renew(st, key, refresh, secret, deadline);
+            return source::request_token(st, key, refresh, secret, deadline);
         }
     };
     if waited {
@@ -404,13 +405,13 @@ pub fn renew(
                         record::FORMAT
                     );
                 }
-                return source::renew(st, key, refresh, secret, deadline);
+                return source::request_token(st, key, refresh, secret, deadline);
             }
         },
         Err(e) => {
             drop(guard);
             active.failed(st, key, &e);
-            return source::renew(st, key, refresh, secret, deadline);
+            return source::request_token(st, key, refresh, secret, deadline);
         }
     };
     active.worked();
@@ -446,30 +447,32 @@ pub fn renew(
                 // Could not take it out: don't send it (another process may read it).
                 drop(guard);
                 active.failed(st, key, &e);
-                return source::renew(st, key, refresh, secret, deadline);
+                return source::request_token(st, key, refresh, secret, deadline);
             }
+            // The store's refresh token is the newest: ours (if any) is superseded.
+            drop(refresh);
             (Some(r), true)
         }
         None => (refresh, false),
     };
-    let (result, unused) = source::renew(st, key, send, secret, deadline);
+    let (result, unused) = source::request_token(st, key, send, secret, deadline);
     match result {
         Ok(mut token) => {
-            let rec = Record::of(&token);
+            // The new refresh token moves into the record: stored, never kept in this process.
+            let mut rec = Record::of(&mut token);
             match put(&mut *guard, &crypt, &who, &rec, &st.stats) {
-                // Handed to the store: never kept in this process.
-                Ok(()) => token.refresh = None,
+                Ok(()) => {}
                 // Certainly not written (the lock was lost first): nobody else has the new
-                // refresh token, so this process may keep it.
+                // refresh token, so this process keeps it.
                 Err(e) if e.kind == Failure::Lost => {
                     drop(guard);
                     active.failed(st, key, &e);
+                    token.refresh = rec.refresh.take();
                 }
-                // Maybe written: another process may read it, so this one must not keep it.
+                // Maybe written: another process may read it, so it goes with the record.
                 Err(e) => {
                     drop(guard);
                     active.failed(st, key, &e);
-                    token.refresh = None;
                 }
             }
             (Ok(token), None)

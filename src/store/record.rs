@@ -7,6 +7,7 @@
 //! Sealed form: `FDY1` ‖ 12-byte random nonce ‖ ciphertext ‖ 16-byte tag.
 
 use crate::cache::Key;
+use crate::refresh::RefreshToken;
 use crate::secret::Secret;
 use crate::token::Token;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
@@ -71,7 +72,7 @@ fn hex(bytes: &[u8]) -> String {
 /// What a record holds, decrypted.
 pub struct Record {
     pub access: Option<Secret>,
-    pub refresh: Option<Secret>,
+    pub refresh: Option<RefreshToken>,
     /// Wall-clock issue time (ms since the epoch) and lifetime of `access`.
     pub issued_ms: u64,
     pub lifetime_ms: u64,
@@ -101,15 +102,15 @@ fn wall_ms(t: SystemTime) -> u64 {
 }
 
 impl Record {
-    /// The record of a token just obtained (its refresh token included).
-    pub fn of(token: &Token) -> Record {
+    /// The record of a token just obtained; its refresh token moves into the record (stored).
+    pub fn of(token: &mut Token) -> Record {
         let age = crate::token::now().saturating_duration_since(token.issued_at);
         let issued = SystemTime::now()
             .checked_sub(age)
             .unwrap_or_else(SystemTime::now);
         Record {
             access: Some(token.access.clone()),
-            refresh: token.refresh.clone(),
+            refresh: token.refresh.take(),
             issued_ms: wall_ms(issued),
             lifetime_ms: token.lifetime.as_millis() as u64,
         }
@@ -168,13 +169,13 @@ impl Crypt {
         let out = Out {
             v: FORMAT as u32,
             access: r.access.as_ref().map(Secret::expose),
-            refresh: r.refresh.as_ref().map(Secret::expose),
+            refresh: r.refresh.as_ref().map(RefreshToken::expose),
             issued_ms: r.issued_ms,
             lifetime_ms: r.lifetime_ms,
         };
         let cap = 128
             + r.access.as_ref().map_or(0, Secret::len)
-            + r.refresh.as_ref().map_or(0, Secret::len);
+            + r.refresh.as_ref().map_or(0, RefreshToken::len);
         // Large enough up front, so no plaintext copy is left behind by a reallocation.
         let mut buf = Vec::with_capacity(MAGIC.len() + NONCE_LEN + cap + 32);
         buf.extend_from_slice(MAGIC);
@@ -224,7 +225,7 @@ impl Crypt {
         match parsed.filter(|r| r.v == FORMAT as u32) {
             Some(r) => Opened::Record(Record {
                 access: r.access.map(Secret::new),
-                refresh: r.refresh.map(Secret::new),
+                refresh: r.refresh.map(|t| RefreshToken::new(Secret::new(t))),
                 issued_ms: r.issued_ms,
                 lifetime_ms: r.lifetime_ms,
             }),
@@ -278,7 +279,7 @@ mod tests {
         let c = Crypt::new(&secret, &who);
         let r = Record {
             access: Some(Secret::new("ACCESS-TOKEN-123")),
-            refresh: Some(Secret::new("REFRESH-TOKEN-456")),
+            refresh: Some(RefreshToken::new(Secret::new("REFRESH-TOKEN-456"))),
             issued_ms: wall_ms(SystemTime::now()),
             lifetime_ms: 3_600_000,
         };
@@ -289,7 +290,7 @@ mod tests {
         }
         let back = c.open(&who, sealed.clone()).record().unwrap();
         assert_eq!(back.access.unwrap().expose(), "ACCESS-TOKEN-123");
-        assert_eq!(back.refresh.unwrap().expose(), "REFRESH-TOKEN-456");
+        assert!(back.refresh.unwrap().ct_eq("REFRESH-TOKEN-456"));
         // Wrong secret, another key's identity, a flipped bit: nothing.
         assert!(Crypt::new(&Secret::new("other"), &who)
             .open(&who, sealed.clone())
@@ -315,13 +316,13 @@ mod tests {
 
     #[test]
     fn wall_clock_round_trip() {
-        let t = Token::new(
+        let mut t = Token::new(
             Secret::new("a"),
             None,
             crate::token::now() - Duration::from_secs(10),
             Duration::from_secs(100),
         );
-        let r = Record::of(&t);
+        let r = Record::of(&mut t);
         let back = r.token().unwrap();
         let left = back.remaining(crate::token::now()).as_secs_f64();
         assert!((88.0..=90.5).contains(&left), "{left}");
