@@ -135,8 +135,12 @@ arm64() {
 # run with qemu as cargo's runner. store_file/store_redis start copies of themselves
 # (current_exe()): under qemu-user without binfmt_misc the child exec fails (Exec format error),
 # so they need a runner prefix for the children in tests/common/store.rs; not run here.
-# soak, scale and many_keys are long/load runs; fuzz_regressions reads the host's corpus only.
-RUST_TESTS="${NATIVE_RUST_TESTS:-options cache_renewal background_failure clear_in_flight dead_keys eviction fault_matrix idle_snapshot lost_answers refused_clients refusing_host secret_hygiene throttle worker_linger fuzz_regressions}"
+# soak, scale and many_keys are long load runs. dead_keys, eviction, fault_matrix and
+# refusing_host assert wall-clock schedules (a renewal within 2.4 s, a timeout_ms budget) that
+# qemu's slowdown breaks: they failed here under qemu (0 of 4 renewals sent by 7.5 s; a cached
+# token not served within the timeout) and pass natively; not run under emulation.
+RUST_TESTS="${NATIVE_RUST_TESTS:-options cache_renewal background_failure clear_in_flight idle_snapshot lost_answers refused_clients secret_hygiene throttle worker_linger fuzz_regressions}"
+RUST_TIMING_TESTS="dead_keys eviction fault_matrix refusing_host"
 arm64_rust() {
     local args=(--lib) t
     for t in $RUST_TESTS; do [ -f "tests/$t.rs" ] && args+=(--test "$t"); done
@@ -153,7 +157,7 @@ arm64_rust() {
     fi
     echo "native-time: arm64-rust-tests-build $((SECONDS - t0)) s"
     check "linux-arm64: Rust tests under qemu (${args[*]})" \
-        nice -n 15 env RUSTC="$DEB_RUSTC" RUSTC_BOOTSTRAP=1 "$DEB_CARGO" test -q \
+        nice -n 15 env RUSTC="$DEB_RUSTC" RUSTC_BOOTSTRAP=1 "$DEB_CARGO" test -q --no-fail-fast \
             --target aarch64-unknown-linux-gnu -Z build-std=std,panic_unwind "${args[@]}"
     # store_file/store_redis start copies of themselves (current_exe(), which qemu reports as
     # the ARM64 file): they run here only where tests/common/store.rs puts
@@ -168,6 +172,8 @@ arm64_rust() {
             "they start copies of themselves (current_exe()); under qemu-user the children need a runner prefix (FINDITY_TEST_CHILD_RUNNER in tests/common/store.rs, not there yet)"
     fi
     result "linux-arm64: Rust tests soak, scale, many_keys" skip "long load runs, not run under emulation"
+    result "linux-arm64: Rust tests ${RUST_TIMING_TESTS// /, }" skip \
+        "they assert wall-clock schedules that qemu's slowdown breaks (they pass natively in make test)"
 }
 
 # ======================= linux-x64 (glibc 2.17) in a Debian 11 chroot
