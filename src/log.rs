@@ -153,6 +153,7 @@ pub fn write(l: Level, msg: std::fmt::Arguments) {
 
 /// The whole line in one write(2) to fd 2 (lines up to PIPE_BUF bytes are not interleaved
 /// with other writers' on a pipe); no lock, so a child after fork() can always log.
+#[cfg(unix)]
 fn write_stderr(mut bytes: &[u8]) {
     while !bytes.is_empty() {
         // SAFETY: writes from a valid slice; fd 2 may be closed, which is just an error.
@@ -168,6 +169,15 @@ fn write_stderr(mut bytes: &[u8]) {
         }
         bytes = &bytes[n as usize..];
     }
+}
+
+/// Windows (no fork): std's stderr, the process's standard error handle (a console gets the
+/// line as UTF-16, a pipe or file as UTF-8); one write_all under std's lock per line. No handle
+/// (a service or GUI process) is just an error, and the line is dropped.
+#[cfg(windows)]
+fn write_stderr(bytes: &[u8]) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(bytes);
 }
 
 /// A short, stable fingerprint of a token for correlating log lines; the token itself cannot be

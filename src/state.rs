@@ -20,7 +20,9 @@ use crate::http::Http;
 use crate::log::log;
 use crate::stats::Stats;
 use crate::throttle::Throttle;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+#[cfg(unix)]
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub struct State {
@@ -49,6 +51,7 @@ static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 /// Bumped by fork (in the child) and by a suspend noticed on a slow path: every thread's
 /// snapshot taken before is outdated (crate::cache::snapshot), without a clock read on the hit.
 static SNAPSHOT_EPOCH: AtomicU64 = AtomicU64::new(0);
+#[cfg(unix)]
 static ATFORK_REGISTERED: AtomicBool = AtomicBool::new(false);
 
 /// How many forks this process descends from (bumped in the child): a state, or anything
@@ -91,6 +94,8 @@ fn build_state(old: *mut State, generation: u64) -> &'static State {
     // between another's flag and its registration would leave a child on the parent's state.
     // Threads racing here may each register it; every fork then bumps the generation more
     // than once, which changes nothing.
+    // Windows has no fork: the generation stays 0 and there is nothing to register.
+    #[cfg(unix)]
     if !ATFORK_REGISTERED.load(Ordering::Acquire) {
         // SAFETY: the handler only uses atomics and close(), which are async-signal-safe.
         unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
@@ -136,6 +141,7 @@ fn build_state(old: *mut State, generation: u64) -> &'static State {
     }
 }
 
+#[cfg(unix)]
 extern "C" fn after_fork_in_child() {
     FORK_GENERATION.fetch_add(1, Ordering::AcqRel);
     SNAPSHOT_EPOCH.fetch_add(1, Ordering::AcqRel);

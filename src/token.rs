@@ -7,6 +7,10 @@
 //! frame of their own, [`now`]: the monotonic clock plus the time suspended since the process
 //! started (CLOCK_BOOTTIME − CLOCK_MONOTONIC). Every `issued_at`, and every `now` compared with
 //! one, comes from [`now`]. A suspend noticed there outdates the threads' snapshots.
+//!
+//! On Windows std's `Instant` is QueryPerformanceCounter, which already counts time asleep or
+//! hibernated (QueryUnbiasedInterruptTime is the one that does not): the suspend offset is 0
+//! there, and the coarse clock (GetTickCount64) counts it too, so coarse stamps never lag.
 
 use crate::refresh::RefreshToken;
 use crate::secret::Secret;
@@ -124,7 +128,11 @@ impl Token {
     }
 }
 
+#[cfg(unix)]
 const COARSE_SLACK: Duration = Duration::from_millis(20);
+/// Windows' tick (GetTickCount64) is 10–16 ms: two of them.
+#[cfg(windows)]
+const COARSE_SLACK: Duration = Duration::from_millis(32);
 
 /// Token time (see the module documentation). A slow-path call: two clock reads.
 pub fn now() -> Instant {
@@ -160,7 +168,8 @@ fn suspend_offset_ns() -> u64 {
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub const TOKEN_CLOCK: libc::clockid_t = libc::CLOCK_BOOTTIME;
 
-/// Elsewhere std's monotonic clock is the token clock (no suspend offset is read).
+/// Elsewhere std's monotonic clock is the token clock (no suspend offset is read): on Windows
+/// it counts suspended time itself (see the module documentation).
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn suspend_offset_ns() -> u64 {
     0
@@ -204,10 +213,11 @@ fn suspended_since_start(offset: u64) -> Duration {
 /// compare with each other, so any monotonic clock is correct, just slower.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const COARSE_CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC_COARSE;
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
 const COARSE_CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC;
 
 /// The coarse clock in nanoseconds (see COARSE_CLOCK).
+#[cfg(unix)]
 pub fn coarse_now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -217,6 +227,21 @@ pub fn coarse_now_ns() -> u64 {
     unsafe { libc::clock_gettime(COARSE_CLOCK, &mut ts) };
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
+
+/// Windows: GetTickCount64, milliseconds since boot at the timer tick's resolution (10–16 ms),
+/// read from shared memory without a system call; it counts time asleep, like the token clock.
+#[cfg(windows)]
+pub fn coarse_now_ns() -> u64 {
+    // SAFETY: no arguments, no preconditions.
+    let ms = unsafe { windows_sys::Win32::System::SystemInformation::GetTickCount64() };
+    ms.saturating_mul(1_000_000)
+}
+
+/// How far two coarse readings may be off (one tick), for the tests.
+#[cfg(all(test, unix))]
+const COARSE_TICK_NS: u64 = 5_000_000;
+#[cfg(all(test, windows))]
+const COARSE_TICK_NS: u64 = 16_000_000;
 
 #[cfg(test)]
 mod tests {
@@ -280,7 +305,7 @@ mod tests {
         let left_ns = until - coarse_now_ns();
         // Stale after 2 s; the coarse stamp ends at least the slack earlier.
         assert!(
-            left_ns <= 2_000_000_000 - 20_000_000 + 5_000_000,
+            left_ns <= 2_000_000_000 - COARSE_SLACK.as_nanos() as u64 + COARSE_TICK_NS,
             "{left_ns}"
         );
         assert!(left_ns > 1_900_000_000, "{left_ns}");

@@ -16,9 +16,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <time.h>
+#ifdef _WIN32
+/* Windows (mingw-w64 or MSVC): the console API for a secret typed without echo, the CRT's
+ * read/isatty on fd 0, SecureZeroMemory, %LOCALAPPDATA%\findity as the default cache. */
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+#include <fcntl.h>
+#include <io.h>
+#define STDIN_FILENO 0
+#define read(fd, buf, n) _read((fd), (buf), (unsigned)(n))
+#define isatty _isatty
+typedef int read_result_t;
+#else
+#include <termios.h>
 #include <unistd.h>
+typedef ssize_t read_result_t;
+#endif
 
 #define STR2(x) #x
 #define STR(x) STR2(x)
@@ -40,6 +54,11 @@ static const char *shown_env(const char *env) {
     return strchr(env, '@') ? "(a URL with credentials in it, not shown)" : env;
 }
 
+#ifdef _WIN32
+#define CACHE_DIR_HELP "%LOCALAPPDATA%\\findity."
+#else
+#define CACHE_DIR_HELP "$XDG_CACHE_HOME/findity, else ~/.cache/findity."
+#endif
 static const char USAGE[] =
     "Usage: findity-token [OPTIONS]\n"
     "\n"
@@ -87,7 +106,7 @@ static const char USAGE[] =
     "runs findity-token many times makes one token request per token lifetime, and runs at the\n"
     "same time share one request. Records are encrypted with a key derived from the client\n"
     "secret (a wrong secret never gets a token from the cache) in a directory only you can read:\n"
-    "$XDG_CACHE_HOME/findity, else ~/.cache/findity. --no-cache turns it off.\n"
+    CACHE_DIR_HELP " --no-cache turns it off.\n"
     "\n"
     "Exit status:\n"
     "  0  the token was printed\n"
@@ -108,6 +127,17 @@ static const char USAGE[] =
 
 static const char *prog = "findity-token";
 
+#ifdef _WIN32
+#define NO_CACHE_DIR "none (LOCALAPPDATA is not set)"
+/* Windows: "file:%LOCALAPPDATA%\findity" (per user, not roamed); "" if it is not set. */
+static void default_cache(char *out, size_t n) {
+    const char *local = getenv("LOCALAPPDATA");
+    int w = -1;
+    if (local && local[0] && local[1] == ':') w = snprintf(out, n, "file:%s\\findity", local);
+    if (w < 0 || (size_t)w >= n) out[0] = 0;
+}
+#else
+#define NO_CACHE_DIR "none (neither XDG_CACHE_HOME nor HOME is set)"
 /* The default cache: "file:$XDG_CACHE_HOME/findity", else "file:$HOME/.cache/findity"; "" if
  * neither is set (or the path is absurdly long). */
 static void default_cache(char *out, size_t n) {
@@ -119,11 +149,16 @@ static void default_cache(char *out, size_t n) {
         w = snprintf(out, n, "file:%s/.cache/findity", home);
     if (w < 0 || (size_t)w >= n) out[0] = 0;
 }
+#endif
 
 /* Wiped before exit: the secret, and the token once printed. */
 static char secret[4096];
 
+#ifdef _WIN32
+static void wipe(void *p, size_t n) { SecureZeroMemory(p, n); }
+#else
 static void wipe(void *p, size_t n) { explicit_bzero(p, n); }
+#endif
 
 static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, "%s: ", prog);
@@ -134,6 +169,35 @@ static int usage_error(const char *fmt, const char *arg) {
 
 /* ---- reading the secret ------------------------------------------------------------------ */
 
+#ifdef _WIN32
+/* The console's input mode without ENABLE_ECHO_INPUT while the secret is typed; a Ctrl+C or a
+ * closed console window restores it (the handler runs on its own thread) and wipes the secret. */
+static HANDLE console_in;
+static DWORD saved_mode;
+static volatile LONG echo_off = 0;
+
+static BOOL WINAPI restore_echo_and_die(DWORD event) {
+    (void)event;
+    if (InterlockedExchange(&echo_off, 0)) SetConsoleMode(console_in, saved_mode);
+    SecureZeroMemory(secret, sizeof secret);
+    return FALSE; /* the default handler ends the process */
+}
+
+static void echo_off_begin(void) {
+    console_in = GetStdHandle(STD_INPUT_HANDLE);
+    if (console_in != INVALID_HANDLE_VALUE && GetConsoleMode(console_in, &saved_mode)) {
+        SetConsoleCtrlHandler(restore_echo_and_die, TRUE);
+        if (SetConsoleMode(console_in, saved_mode & ~(DWORD)ENABLE_ECHO_INPUT)) InterlockedExchange(&echo_off, 1);
+    }
+}
+
+static int echo_off_end(void) {
+    if (!InterlockedExchange(&echo_off, 0)) return 0;
+    SetConsoleMode(console_in, saved_mode);
+    SetConsoleCtrlHandler(restore_echo_and_die, FALSE);
+    return 1;
+}
+#else
 static struct termios saved_termios;
 static volatile sig_atomic_t echo_off = 0;
 
@@ -144,6 +208,26 @@ static void restore_echo_and_die(int sig) {
     raise(sig);
 }
 
+static void echo_off_begin(void) {
+    if (tcgetattr(STDIN_FILENO, &saved_termios) == 0) {
+        struct termios t = saved_termios;
+        t.c_lflag &= ~(tcflag_t)ECHO;
+        signal(SIGINT, restore_echo_and_die);
+        signal(SIGTERM, restore_echo_and_die);
+        signal(SIGHUP, restore_echo_and_die);
+        signal(SIGQUIT, restore_echo_and_die);
+        if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) == 0) echo_off = 1;
+    }
+}
+
+static int echo_off_end(void) {
+    if (!echo_off) return 0;
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_termios);
+    echo_off = 0;
+    return 1;
+}
+#endif
+
 /* Reads one line from stdin into `secret` with read(2), not stdio, so no copy stays behind in a
  * stdio buffer. On a terminal it prompts on stderr and turns echo off while typing.
  * Returns 0, or an exit code after printing why. */
@@ -152,21 +236,13 @@ static int read_secret_from_stdin(const char *client_id) {
     if (tty) {
         fprintf(stderr, "Client secret for %s: ", client_id);
         fflush(stderr);
-        if (tcgetattr(STDIN_FILENO, &saved_termios) == 0) {
-            struct termios t = saved_termios;
-            t.c_lflag &= ~(tcflag_t)ECHO;
-            signal(SIGINT, restore_echo_and_die);
-            signal(SIGTERM, restore_echo_and_die);
-            signal(SIGHUP, restore_echo_and_die);
-            signal(SIGQUIT, restore_echo_and_die);
-            if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) == 0) echo_off = 1;
-        }
+        echo_off_begin();
     }
     size_t len = 0;
     int too_long = 0, failed = 0;
     for (;;) {
         char c;
-        ssize_t n = read(STDIN_FILENO, &c, 1);
+        read_result_t n = read(STDIN_FILENO, &c, 1);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) failed = errno;
         if (n <= 0 || c == '\n') break;
@@ -176,11 +252,7 @@ static int read_secret_from_stdin(const char *client_id) {
             too_long = 1;
         c = 0;
     }
-    if (echo_off) {
-        tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_termios);
-        echo_off = 0;
-        fputc('\n', stderr);
-    }
+    if (echo_off_end()) fputc('\n', stderr);
     if (len > 0 && secret[len - 1] == '\r') len--; /* a secret file saved with CRLF */
     secret[len] = 0;
     if (failed) {
@@ -300,7 +372,12 @@ static int print_token(const char *token, int json, const char *env, const char 
             char at[32] = "";
             time_t when = time(NULL) + (time_t)secs;
             struct tm tm;
-            if (gmtime_r(&when, &tm)) strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+#ifdef _WIN32
+            int utc = gmtime_s(&tm, &when) == 0;
+#else
+            int utc = gmtime_r(&when, &tm) != NULL;
+#endif
+            if (utc) strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
             printf(",\"expires_in\":%" PRIu64 ",\"expires_at\":\"%s\"", secs, at);
         }
         fputs("}\n", stdout);
@@ -405,7 +482,7 @@ static int run(int argc, char **argv) {
                 printf("Cache here and now: %s (from FINDITY_SHARED_CACHE)\n",
                        !*over ? "none" : strchr(over, '@') ? "(a URL with credentials in it, not shown)" : over);
             else
-                printf("Cache here and now: %s\n", where[0] ? where + 5 : "none (neither XDG_CACHE_HOME nor HOME is set)");
+                printf("Cache here and now: %s\n", where[0] ? where + 5 : NO_CACHE_DIR);
             return EXIT_OK;
         } else if (!strcmp(a, "--version") || !strcmp(a, "-V")) {
             printf("findity-token %s (libfindity %s)\n", TOOL_VERSION, findity_version());
@@ -539,7 +616,13 @@ static int run(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+#ifdef _WIN32
+    /* The token and "\n", as on Unix: no "\r" for scripts to strip (PowerShell and cmd's
+     * for /f take either). */
+    _setmode(_fileno(stdout), _O_BINARY);
+#else
     signal(SIGPIPE, SIG_IGN); /* a closed stdout is reported as an error, not a silent death */
+#endif
     int e = run(argc, argv);
     wipe(secret, sizeof secret);
     return e;

@@ -18,6 +18,10 @@
 //! A backend is one file: implement [`Store`] (lock) and [`Guard`] (read, write, remove, and
 //! unlock on drop), and add its scheme to [`open`].
 
+#[cfg(unix)]
+pub mod file;
+#[cfg(windows)]
+#[path = "file_windows.rs"]
 pub mod file;
 pub mod record;
 pub mod redis;
@@ -124,6 +128,12 @@ pub fn open(spec: &str) -> Result<Option<Arc<Active>>, String> {
     }
     let (shown, backend): (String, Box<dyn Store>) = if let Some(dir) = spec.strip_prefix("file:") {
         let dir = dir.strip_prefix("//").unwrap_or(dir);
+        // file:///C:/dir (a file URL of a Windows path): the drive letter starts the path.
+        #[cfg(windows)]
+        let dir = match dir.as_bytes() {
+            [b'/', d, b':', ..] if d.is_ascii_alphabetic() => &dir[1..],
+            _ => dir,
+        };
         let f = file::FileStore::open(dir)?;
         (format!("file:{}", f.dir().display()), Box::new(f))
     } else if spec.starts_with("redis://") || spec.starts_with("rediss://") {
