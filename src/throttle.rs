@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 /// Longest pause believed from one Retry-After.
 pub const MAX_PAUSE: Duration = Duration::from_secs(60);
 /// Pause after a 429 without Retry-After.
-const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
+pub const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
 /// Additive increase of the paced rate, per second without a 429.
 const INCREASE_PER_SEC: f64 = 0.05;
 /// Share of the observed accepted rate used after a 429.
@@ -310,7 +310,7 @@ impl Throttle {
     }
 }
 
-fn throttled(base: &BaseUrl, until: Option<Instant>) -> Error {
+pub(crate) fn throttled(base: &BaseUrl, until: Option<Instant>) -> Error {
     let when = match until {
         Some(t) => format!("until {}", wall_clock(t)),
         None => "and has not yet accepted a request again".to_string(),

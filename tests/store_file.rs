@@ -603,3 +603,56 @@ fn busy_lock_is_not_a_store_error() {
     assert_eq!(w.n("store_errors"), 0, "{:?}", w.values);
     assert!(!w.stderr.contains("warn"), "{}", w.stderr);
 }
+
+/// Issue 22: processes that share a store share the throttle. Eight processes walk new users
+/// against a server allowing 4 token requests per second per client: sharing a file store, the
+/// fleet pauses together, probes once per pause and paces itself, so it meets far fewer 429s
+/// than the same processes each throttling on its own (each with a store of its own).
+#[test]
+fn processes_sharing_a_store_share_the_throttle() {
+    let dir = temp_dir("fleet");
+    let shared = fleet_walk(8, &store_of(&dir), 4, 1000, 4.0);
+    let alone = fleet_walk(8, &store_of(&format!("{dir}-{{p}}")), 4, 1000, 4.0);
+    eprintln!("shared store: 429s, requests, ok, failed = {shared:?}; a store each: {alone:?}");
+    assert_eq!(shared.3, 0, "no call failed: {shared:?}");
+    assert!(
+        shared.0 * 2 <= alone.0,
+        "shared {shared:?} against alone {alone:?}: the fleet should meet far fewer 429s"
+    );
+}
+
+/// bench/fleet.sh: FINDITY_FLEET="procs threads users rate" (file store).
+#[test]
+#[ignore = "a benchmark: bench/fleet.sh runs it"]
+fn fleet_bench_file() {
+    let v: Vec<u64> = std::env::var("FINDITY_FLEET")
+        .unwrap_or("4 4 150 20".into())
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let dir = temp_dir("fleetbench");
+    fleet_bench(
+        v[0] as u32,
+        v[1] as u32,
+        v[2],
+        v[3] as u32,
+        &store_of(&dir),
+        "file",
+    );
+    let none = "";
+    fleet_bench(v[0] as u32, v[1] as u32, v[2], v[3] as u32, none, "none");
+}
+
+/// Issue 22: in a 429 storm (Retry-After 2 s), 16 processes sharing a store send about one
+/// request per Retry-After period between them (the fleet's probe), where processes throttling
+/// each on its own send one each.
+#[test]
+fn a_429_storm_sees_one_probe_per_period_from_the_fleet() {
+    let dir = temp_dir("storm");
+    let (seen, periods) = storm(16, &store_of(&dir), 6);
+    eprintln!("storm: {seen} requests in {periods:.2} Retry-After periods");
+    assert!(
+        seen as f64 <= 2.0 * periods.ceil() + 1.0,
+        "{seen} requests in {periods:.2} periods from 16 processes"
+    );
+}

@@ -322,3 +322,44 @@ fn invalidate_from_another_process_reaches_the_store() {
     let emu = emulator(3600);
     invalidate_elsewhere(&emu, &url);
 }
+
+/// Issue 22 with Redis: see store_file.rs's processes_sharing_a_store_share_the_throttle (the
+/// baseline is the same processes each throttling on its own, with a file store each).
+#[test]
+fn processes_sharing_redis_share_the_throttle() {
+    let Some(url) = shared_url(6) else { return };
+    let shared = fleet_walk(8, &url, 4, 1000, 4.0);
+    let base = std::env::temp_dir().join(format!("findity-fleet-alone-{}", std::process::id()));
+    let alone = fleet_walk(8, &format!("file:{}-{{p}}", base.display()), 4, 1000, 4.0);
+    eprintln!("Redis shared: 429s, requests, ok, failed = {shared:?}; a store each: {alone:?}");
+    assert_eq!(shared.3, 0, "no call failed: {shared:?}");
+    assert!(
+        shared.0 * 2 <= alone.0,
+        "shared {shared:?} against alone {alone:?}"
+    );
+}
+
+/// Issue 22 with Redis: see store_file.rs's a_429_storm_sees_one_probe_per_period_from_the_fleet.
+#[test]
+fn a_429_storm_sees_one_probe_per_period_from_the_fleet() {
+    let Some(url) = shared_url(7) else { return };
+    let (seen, periods) = storm(16, &url, 6);
+    eprintln!("Redis storm: {seen} requests in {periods:.2} Retry-After periods");
+    assert!(
+        seen as f64 <= 2.0 * periods.ceil() + 1.0,
+        "{seen} requests in {periods:.2} periods from 16 processes"
+    );
+}
+
+/// bench/fleet.sh: FINDITY_FLEET="procs threads users rate" (Redis store).
+#[test]
+#[ignore = "a benchmark: bench/fleet.sh runs it"]
+fn fleet_bench_redis() {
+    let Some(url) = shared_url(8) else { return };
+    let v: Vec<u64> = std::env::var("FINDITY_FLEET")
+        .unwrap_or("4 4 150 20".into())
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    fleet_bench(v[0] as u32, v[1] as u32, v[2], v[3] as u32, &url, "Redis");
+}

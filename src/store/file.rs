@@ -407,6 +407,33 @@ impl Store for FileStore {
         deadline: Instant,
         _hold: Duration,
     ) -> Result<(Box<dyn Guard + '_>, bool), StoreError> {
+        let (g, waited) = self.lock_file(id, deadline)?;
+        Ok((Box::new(g), waited))
+    }
+
+    fn shares_throttle(&self) -> bool {
+        true
+    }
+
+    /// Under the record's lock; written without fsync (a throttle record lost in a crash only
+    /// costs the fleet what it had learnt).
+    fn update(
+        &self,
+        name: &str,
+        deadline: Instant,
+        f: &mut dyn FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let (mut g, _) = self.lock_file(name, deadline)?;
+        let current = g.read()?;
+        match f(current.as_deref()) {
+            Some(next) => g.write_record(&next, false),
+            None => Ok(()),
+        }
+    }
+}
+
+impl FileStore {
+    fn lock_file(&self, id: &str, deadline: Instant) -> Result<(FileGuard<'_>, bool), StoreError> {
         self.sweep_if_due();
         let name = format!("{id}{TAG}.lock");
         let mut waited = false;
@@ -440,14 +467,14 @@ impl Store for FileStore {
             }
             if self.is_at(f.as_raw_fd(), &name) {
                 return Ok((
-                    Box::new(FileGuard {
+                    FileGuard {
                         store: self,
                         id: id.to_string(),
                         name,
                         lock: Some(f),
                         held,
                         generation,
-                    }),
+                    },
                     waited,
                 ));
             }
@@ -543,6 +570,22 @@ impl Guard for FileGuard<'_> {
     }
 
     fn write(&mut self, bytes: &[u8], _ttl: Duration) -> Result<(), StoreError> {
+        self.write_record(bytes, true)
+    }
+
+    fn remove(&mut self) -> Result<(), StoreError> {
+        self.still_held()?;
+        let name = self.record();
+        self.store
+            .unlink(&name)
+            .map_err(|e| self.store.io("cannot remove", &name, e))
+    }
+}
+
+impl FileGuard<'_> {
+    /// Replace the record atomically (temp file, rename); `durable`: fsync the file and the
+    /// directory too.
+    fn write_record(&mut self, bytes: &[u8], durable: bool) -> Result<(), StoreError> {
         self.still_held()?;
         let name = self.record();
         let mut nonce = [0u8; 8];
@@ -559,7 +602,9 @@ impl Guard for FileGuard<'_> {
                 .store
                 .openat(&tmp, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL)?;
             f.write_all(bytes)?;
-            f.sync_all()?;
+            if durable {
+                f.sync_all()?;
+            }
             let (from, to) = (cstr(&tmp), cstr(&name));
             // SAFETY: our directory descriptor and NUL-terminated names.
             if unsafe { libc::renameat(dirfd, from.as_ptr(), dirfd, to.as_ptr()) } != 0 {
@@ -567,7 +612,7 @@ impl Guard for FileGuard<'_> {
             }
             // The rename itself is durable once the directory is synced.
             // SAFETY: our directory descriptor.
-            if unsafe { libc::fsync(dirfd) } != 0 {
+            if durable && unsafe { libc::fsync(dirfd) } != 0 {
                 return Err(last_os_error());
             }
             Ok(())
@@ -577,14 +622,6 @@ impl Guard for FileGuard<'_> {
             return Err(self.store.io("cannot write", &name, e));
         }
         Ok(())
-    }
-
-    fn remove(&mut self) -> Result<(), StoreError> {
-        self.still_held()?;
-        let name = self.record();
-        self.store
-            .unlink(&name)
-            .map_err(|e| self.store.io("cannot remove", &name, e))
     }
 }
 

@@ -93,6 +93,24 @@ pub trait Store: Send + Sync {
         deadline: Instant,
         hold: Duration,
     ) -> Result<(Box<dyn Guard + '_>, bool), StoreError>;
+
+    /// Replace the small shared record `name` (not a token: crate::fleet's throttle record)
+    /// with `f(current)` atomically; `f` returning None leaves it as it is. `f` may run more
+    /// than once (optimistic retries); its last run is the one that counted. A backend that
+    /// keeps no such records leaves the defaults: the fleet then throttles per process.
+    fn shares_throttle(&self) -> bool {
+        false
+    }
+
+    /// See `shares_throttle`.
+    fn update(
+        &self,
+        _name: &str,
+        _deadline: Instant,
+        _f: &mut dyn FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::down("this store keeps no shared throttle"))
+    }
 }
 
 /// A held lock, and the record it guards.
@@ -284,7 +302,27 @@ impl Config {
 }
 
 impl Active {
-    fn up(&self) -> bool {
+    /// Whether the fleet's throttle can be kept here now (the backend keeps such records and
+    /// the store is not backing off after a failure).
+    pub fn shares_throttle(&self) -> bool {
+        self.backend.shares_throttle() && self.up()
+    }
+
+    /// See Store::update.
+    pub fn update(
+        &self,
+        name: &str,
+        deadline: Instant,
+        f: &mut dyn FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let r = self.backend.update(name, deadline, f);
+        if r.is_ok() {
+            self.worked();
+        }
+        r
+    }
+
+    pub fn up(&self) -> bool {
         match *self
             .down_until
             .lock()
@@ -297,7 +335,7 @@ impl Active {
 
     /// The store failed: count, log once per outage, back off. A busy lock or a lost lease is
     /// not an outage: the store works, this one renewal goes on without it.
-    fn failed(&self, st: &State, key: &Key, e: &StoreError) {
+    pub(crate) fn failed(&self, st: &State, key: &Key, e: &StoreError) {
         match e.kind {
             Failure::Busy => {
                 log!(

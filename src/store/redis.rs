@@ -36,6 +36,12 @@ const FENCED_WRITE: &str = "if redis.call('get', KEYS[1]) ~= ARGV[1] then return
 if ARGV[2] == '' then redis.call('del', KEYS[2]) else redis.call('set', KEYS[2], ARGV[2], 'PX', ARGV[3]) end \
 return 1";
 
+/// KEYS: the record. ARGV: the value read before ("" if none), the new value, TTL in ms. 1:
+/// replaced; 0: it changed meanwhile (read again).
+const COMPARE_AND_SET: &str = "local c = redis.call('get', KEYS[1]) \
+if (c == false and ARGV[1] == '') or c == ARGV[1] then \
+redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0";
+
 /// The names of one key's lock and record.
 fn names(id: &str) -> (String, String) {
     let f = super::record::FORMAT;
@@ -235,6 +241,60 @@ impl Store for RedisStore {
                 deadline,
             }),
             waited,
+        ))
+    }
+
+    fn shares_throttle(&self) -> bool {
+        true
+    }
+
+    /// Optimistic: read, compute, compare-and-set (one script, one key: one hash slot), again
+    /// if another process changed it meanwhile.
+    fn update(
+        &self,
+        name: &str,
+        deadline: Instant,
+        f: &mut dyn FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let key = format!("findity:{}:{{{name}}}:fleet", super::record::FORMAT);
+        let ttl = crate::fleet::FORGET_AFTER.as_millis() as u64;
+        let (mut con, mut pooled) = self.connection(deadline)?;
+        for _ in 0..32 {
+            let current: Option<Vec<u8>> = match redis::cmd("GET").arg(&key).query(&mut con) {
+                Ok(v) => v,
+                Err(e) if pooled && stale_connection(&e) => {
+                    self.drop_idle();
+                    con = self.connection(deadline)?.0;
+                    pooled = false;
+                    continue;
+                }
+                Err(e) => return Err(self.err("cannot read from", &e)),
+            };
+            pooled = false;
+            let Some(next) = f(current.as_deref()) else {
+                self.put_back(con);
+                return Ok(());
+            };
+            let swapped: i64 = redis::cmd("EVAL")
+                .arg(COMPARE_AND_SET)
+                .arg(1)
+                .arg(&key)
+                .arg(current.unwrap_or_default())
+                .arg(next)
+                .arg(ttl)
+                .query(&mut con)
+                .map_err(|e| self.err("cannot write to", &e))?;
+            if swapped == 1 {
+                self.put_back(con);
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        self.put_back(con);
+        Err(StoreError::busy(
+            "the fleet's throttle record kept changing",
         ))
     }
 }

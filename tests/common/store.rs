@@ -63,7 +63,18 @@ impl Job {
     }
 
     pub fn spawn(&self) -> Child {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        // Under an emulator (qemu-user cannot be registered with binfmt_misc here), children
+        // are started through it: FINDITY_TEST_CHILD_RUNNER="qemu-aarch64 -L /usr/...".
+        let runner = std::env::var("FINDITY_TEST_CHILD_RUNNER").unwrap_or_default();
+        let mut runner = runner.split_whitespace();
+        let mut cmd = match runner.next() {
+            Some(prog) => {
+                let mut c = Command::new(prog);
+                c.args(runner).arg(std::env::current_exe().unwrap());
+                c
+            }
+            None => Command::new(std::env::current_exe().unwrap()),
+        };
         cmd.args(["--exact", "child", "--nocapture", "--test-threads=1"])
             .env("FINDITY_TEST_CHILD", "1")
             .env("CHILD_URL", &self.url)
@@ -173,6 +184,9 @@ pub fn child_main() {
         );
     }
     let last_token = Arc::new(std::sync::Mutex::new(String::new()));
+    let many_users = var("CHILD_MODE") == "many-users";
+    let walk: u64 = var("CHILD_WALK").parse().unwrap_or(0);
+    let next_user = Arc::new(AtomicU64::new(0));
     let ok = Arc::new(AtomicU64::new(0));
     let fail = Arc::new(AtomicU64::new(0));
     let slowest = Arc::new(AtomicU64::new(0));
@@ -181,6 +195,7 @@ pub fn child_main() {
     let handles: Vec<_> = (0..threads)
         .map(|_| {
             let (url, secret, user) = (url.clone(), secret.clone(), user.clone());
+            let next_user = next_user.clone();
             let (ok, fail, slowest, first_error, last_token) = (
                 ok.clone(),
                 fail.clone(),
@@ -190,7 +205,30 @@ pub fn child_main() {
             );
             std::thread::spawn(move || loop {
                 let t0 = Instant::now();
-                match token(&url, ID, &secret, user.as_deref()) {
+                // walk-users: users U0..U{n-1}, each asked once by this process, then stop
+                // (every process walks the same list, as prefork workers serving any employee).
+                if walk > 0 {
+                    let i = next_user.fetch_add(1, Ordering::Relaxed);
+                    if i >= walk {
+                        break;
+                    }
+                    match token(&url, ID, &secret, Some(&format!("U{i}"))) {
+                        Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => fail.fetch_add(1, Ordering::Relaxed),
+                    };
+                    continue;
+                }
+                // many-users: a new user each call (a connector walking its employees).
+                let asked = if many_users {
+                    Some(format!(
+                        "{}-{}",
+                        user.as_deref().unwrap_or("u"),
+                        next_user.fetch_add(1, Ordering::Relaxed)
+                    ))
+                } else {
+                    user.clone()
+                };
+                match token(&url, ID, &secret, asked.as_deref()) {
                     Ok(t) => {
                         assert!(!t.is_empty());
                         ok.fetch_add(1, Ordering::Relaxed);
@@ -366,4 +404,125 @@ pub fn invalidate_elsewhere(emu: &Emulator, store: &str) {
     }
     let s = emu.stats();
     assert_eq!(s.refresh_reuse + s.code_reuse, 0, "{s:?}");
+}
+
+/// Issue 22: `procs` processes share `store` (or each has its own when `store` contains
+/// "{p}") and walk new users for `secs` against a server allowing `max` token requests per
+/// `window_ms` per client. Returns (answers 429, grants answered, token calls ok, failed).
+pub fn fleet_walk(
+    procs: u32,
+    store: &str,
+    max: u32,
+    window_ms: u64,
+    secs: f64,
+) -> (u64, u64, u64, u64) {
+    let emu = Emulator::start(Config {
+        lifetime_secs: 3600,
+        clients: vec![(ID.into(), SECRET.into())],
+        quiet: true,
+        throttle: Some((max, Duration::from_millis(window_ms))),
+        ..Config::default()
+    })
+    .expect("emulator starts");
+    let jobs = (0..procs)
+        .map(|p| {
+            let mut j = Job::new(&emu.url(), &store.replace("{p}", &p.to_string()));
+            j.mode = "many-users".into();
+            j.user = Some(format!("P{p}"));
+            j.threads = 1;
+            j.secs = secs;
+            j.timeout_ms = 20_000;
+            j
+        })
+        .collect();
+    let out = all(jobs);
+    let s = emu.stats();
+    (
+        s.throttled,
+        requests(&s),
+        sum(&out, "ok"),
+        sum(&out, "fail"),
+    )
+}
+
+/// The fleet benchmark (bench/fleet.sh): `procs` processes of `threads` threads, every process
+/// asking once for the same `users` users' tokens, sharing `store`, against a server allowing
+/// `rate` token requests per second per client (a sliding window of 1 s). Prints one line.
+pub fn fleet_bench(procs: u32, threads: u32, users: u64, rate: u32, store: &str, label: &str) {
+    let emu = Emulator::start(Config {
+        lifetime_secs: 3600,
+        clients: vec![(ID.into(), SECRET.into())],
+        quiet: true,
+        throttle: Some((rate, Duration::from_millis(1000))),
+        ..Config::default()
+    })
+    .expect("emulator starts");
+    let t0 = Instant::now();
+    let jobs = (0..procs)
+        .map(|_| {
+            let mut j = Job::new(&emu.url(), store);
+            j.threads = threads;
+            j.secs = 0.0;
+            j.timeout_ms = 60_000;
+            j.env.push(("CHILD_WALK".into(), users.to_string()));
+            j
+        })
+        .collect();
+    let out = all(jobs);
+    let took = t0.elapsed().as_secs_f64();
+    let s = emu.stats();
+    let granted: u64 = s
+        .by_subject
+        .iter()
+        .filter(|(k, _)| k.starts_with("user:"))
+        .map(|(_, n)| n)
+        .sum();
+    // Every user needs an authorization grant and a code exchange, plus one organization token.
+    let ideal = (2 * users + 1) as f64 / rate as f64;
+    println!(
+        "FLEET {label}: {procs} processes x {threads} threads, {users} users, {rate} requests/s: {:.1} s ({:.2}x the server-limited {:.1} s), {} answers 429, {granted} user tokens issued, {} token+grant requests, {} calls failed",
+        took,
+        took / ideal,
+        ideal,
+        s.throttled,
+        requests(&s),
+        sum(&out, "fail")
+    );
+}
+
+/// Issue 22: a 429 storm. `procs` processes (one thread each, walking new users) share `store`;
+/// for `storm_s` seconds every token and grant request is answered 429 with Retry-After 2 s.
+/// Returns the requests the server saw in the storm after its first Retry-After period (when
+/// every process knows of the pause), and the storm's length in periods counted.
+pub fn storm(procs: u32, store: &str, storm_s: u64) -> (u64, f64) {
+    use findity_emulator::{Endpoint, Fault, FaultKind};
+    let emu = emulator(3600);
+    let jobs: Vec<Job> = (0..procs)
+        .map(|p| {
+            let mut j = Job::new(&emu.url(), &store.replace("{p}", &p.to_string()));
+            j.mode = "many-users".into();
+            j.user = Some(format!("S{p}"));
+            j.secs = storm_s as f64 + 2.0;
+            j.timeout_ms = 30_000;
+            j
+        })
+        .collect();
+    let children: Vec<Child> = jobs.iter().map(Job::spawn).collect();
+    std::thread::sleep(Duration::from_millis(1000));
+    for endpoint in [Endpoint::Token, Endpoint::Grant] {
+        let mut f = Fault::new(endpoint, FaultKind::TooManyRequests);
+        f.count = 0;
+        f.retry_after = Some(2);
+        emu.add_fault(f);
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    let before = requests(&emu.stats());
+    let late = Duration::from_millis(storm_s * 1000 - 2500);
+    std::thread::sleep(late);
+    let seen = requests(&emu.stats()) - before;
+    emu.clear_faults();
+    for c in children {
+        finish(c);
+    }
+    (seen, late.as_secs_f64() / 2.0)
 }
