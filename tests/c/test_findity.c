@@ -1,5 +1,8 @@
 /* C test suite for libfindity, run against the Findity emulator.
- * Build and run: make test-c (or see .ci/run). Prints "N passed, M failed". */
+ * Build and run: make test-c (or see .ci/run). Prints "N passed, M failed".
+ * Windows (mingw, run under Wine by scripts/windows/test.sh): the emulators run on the host,
+ * started through FINDITY_EMULATOR_LAUNCHER (see emu.h); the tests that need fork() or capture
+ * fd 2 with dup2 are Unix-only and listed as skipped. */
 #include "emu.h"
 #include "findity.h"
 
@@ -40,6 +43,13 @@ static int no_timing;
             CHECK(cond, __VA_ARGS__);                                     \
         }                                                                 \
     } while (0)
+
+#ifdef _WIN32
+/* Unix-only tests are NULL in the table on Windows (and their code is not compiled). */
+#define UNIX_ONLY(fn) NULL
+#else
+#define UNIX_ONLY(fn) fn
+#endif
 
 static double now_ms(void) {
     struct timespec ts;
@@ -544,13 +554,14 @@ static void test_timeout_and_recovery(void) {
  * and port: a few quick retries (refused_ms), not the whole timeout. */
 static void test_refused_port(void) {
     CHECK(findity_set_option("timeout_ms", "") == FINDITY_OK, "default timeout_ms");
-    int s = socket(AF_INET, SOCK_STREAM, 0);
+    emu_net_init();
+    emu_sock s = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t alen = sizeof a;
-    CHECK(s >= 0 && bind(s, (struct sockaddr *)&a, sizeof a) == 0 &&
+    CHECK(s != EMU_BAD_SOCK && bind(s, (struct sockaddr *)&a, sizeof a) == 0 &&
               getsockname(s, (struct sockaddr *)&a, &alen) == 0,
           "a free port");
-    close(s); /* bound, then closed: nothing listens there */
+    closesock(s); /* bound, then closed: nothing listens there */
     char url[64], where[64], t[TOKEN_MAX];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(a.sin_port));
     snprintf(where, sizeof where, "nothing listens at 127.0.0.1:%d (connection refused", ntohs(a.sin_port));
@@ -630,9 +641,16 @@ static void test_valid_token_survives_outage(void) {
 /* ---- TLS */
 
 static void test_tls_with_ca_file(void) {
+#ifdef _WIN32
+    /* A Windows path; the launcher writes the CA there through its drive mapping. */
+    char ca[MAX_PATH + 64], dir[MAX_PATH + 1];
+    DWORD n = GetTempPathA(sizeof dir, dir);
+    snprintf(ca, sizeof ca, "%sfindity-test-ca-%lu.pem", n ? dir : "C:\\", (unsigned long)GetCurrentProcessId());
+#else
     char ca[] = "/tmp/findity-test-ca-XXXXXX";
     int fd = mkstemp(ca);
     close(fd);
+#endif
     emu_t e;
     if (emu_start(&e, "--client", CLIENT ":" SECRET, "--tls", "--ca-out", ca, NULL) != 0) {
         CHECK(0, "TLS emulator did not start");
@@ -653,6 +671,7 @@ static void test_tls_with_ca_file(void) {
 }
 
 /* ---- fork */
+#ifndef _WIN32
 
 /* A forked child's verdict travels through a pipe, not its exit status: under valgrind a child
  * inherits the other threads' allocations without their stacks, which memcheck reports as
@@ -780,6 +799,7 @@ static void test_fork_keeps_throttle_pause(void) {
     findity_set_option("timeout_ms", "");
     emu_stop(&e);
 }
+#endif /* fork */
 
 /* findity_invalidate_token drops the cached token only if it is still the rejected one: N threads
  * reporting a 401 for the same token cause one renewal, and a 401 for an old token leaves the
@@ -820,6 +840,7 @@ static void test_invalidate_token(void) {
     emu_stop(&e);
 }
 
+#ifndef _WIN32
 /* Fork under contention: 8 threads hammer the library (contended entry locks, background
  * renewals of 2 s tokens, invalidations) while the main thread forks; every child must get an
  * organization and a user token (inherited or its own) within 5 s, or alarm() ends it with 14.
@@ -869,6 +890,8 @@ static void test_fork_under_contention(void) {
     CHECK(emu_stat(&e, "refresh_reuse") == 0, "no refresh token used twice across %d processes", forks);
     emu_stop(&e);
 }
+
+#endif /* fork */
 
 static void test_clear_cache(void) {
     emu_t e;
@@ -992,20 +1015,24 @@ static void reentrant_cb(uint32_t level, const char *message, void *userdata) {
     if (reentrant_calls++ == 0 || strstr(message, "invalidated")) findity_clear_cache();
 }
 
+#ifndef _WIN32 /* Windows: no alarm(); scripts/windows/test.sh's timeout ends a hang */
 static void on_alarm(int sig) {
     (void)sig;
     static const char msg[] = "FAIL log_callback_reentrant: deadlock (alarm)\n";
     (void)!write(2, msg, sizeof msg - 1);
     _exit(3);
 }
+#endif
 
 static void test_log_callback_reentrant(void) {
     emu_t e;
     start(&e, NULL, NULL);
     reentrant_emu = &e;
     char t[TOKEN_MAX];
+#ifndef _WIN32
     signal(SIGALRM, on_alarm);
     alarm(20);
+#endif
     findity_set_log_callback(reentrant_cb, NULL);
     findity_set_option("log_level", "debug");
     CHECK(org(&e, t) == FINDITY_OK && user(&e, "re-user", t) == FINDITY_OK, "%s", last_error());
@@ -1014,11 +1041,14 @@ static void test_log_callback_reentrant(void) {
     findity_get_token(e.url, CLIENT, "wrong-secret-reentrant", t, sizeof t, NULL);
     findity_set_log_callback(NULL, NULL);
     findity_set_option("log_level", "");
+#ifndef _WIN32
     alarm(0);
+#endif
     CHECK(reentrant_calls > 3, "callback ran %d times", reentrant_calls);
     emu_stop(&e);
 }
 
+#ifndef _WIN32
 /* Installing a callback turns info lines on; removing it must turn them off again rather than
  * sending them to a stderr nobody asked to log to. */
 static void test_log_callback_removed_restores_silence(void) {
@@ -1042,6 +1072,7 @@ static void test_log_callback_removed_restores_silence(void) {
     CHECK(n <= 0, "nothing on stderr, got: %.200s", n > 0 ? out : "");
     emu_stop(&e);
 }
+#endif
 
 /* FINDITY_LOG=info sends lines to stderr: run this program again with it set. */
 static int child_log_mode(const char *url) {
@@ -1052,6 +1083,7 @@ static int child_log_mode(const char *url) {
 
 static const char *self_path;
 
+#ifndef _WIN32
 static void test_log_env_to_stderr(void) {
     emu_t e;
     start(&e, NULL, NULL);
@@ -1079,53 +1111,64 @@ static void test_log_env_to_stderr(void) {
     CHECK(strstr(out, SECRET) == NULL, "no secret on stderr");
     emu_stop(&e);
 }
+#endif
 
 int main(int argc, char **argv) {
     self_path = argv[0];
     if (argc == 3 && strcmp(argv[1], "--child-log") == 0) return child_log_mode(argv[2]);
+#ifndef _WIN32
     signal(SIGPIPE, SIG_IGN);
+#endif
+    emu_net_init();
     struct {
         const char *name;
         void (*fn)(void);
+        const char *unix_only; /* why, where fn is NULL (Windows) */
     } tests[] = {
-        {"version", test_version},
-        {"org_token_and_cache", test_org_token_and_cache},
-        {"buffer_too_small", test_buffer_too_small},
-        {"expires_in", test_expires_in},
-        {"cached_token", test_cached_token},
-        {"invalid_arguments", test_invalid_arguments},
-        {"last_error_buffer", test_last_error_buffer},
-        {"auth_error", test_auth_error},
-        {"user_token", test_user_token},
-        {"invalidate_uses_refresh_token_once", test_invalidate_uses_refresh_token_once},
-        {"refused_refresh_falls_back", test_refused_refresh_falls_back},
-        {"no_refresh_token_in_answer", test_no_refresh_token_in_answer},
-        {"single_flight", test_single_flight},
-        {"single_flight_shares_errors", test_single_flight_shares_errors},
-        {"short_tokens_rotate_in_background", test_short_tokens_rotate_in_background},
-        {"hard_margin_with_slow_refresh", test_hard_margin_with_slow_refresh},
-        {"no_caller_waits_for_refresh", test_no_caller_waits_for_refresh},
-        {"retries", test_retries},
-        {"timeout_and_recovery", test_timeout_and_recovery},
-        {"refused_port", test_refused_port},
-        {"hostile_answers", test_hostile_answers},
-        {"valid_token_survives_outage", test_valid_token_survives_outage},
-        {"tls_with_ca_file", test_tls_with_ca_file},
-        {"fork", test_fork},
-        {"fork_keeps_throttle_pause", test_fork_keeps_throttle_pause},
-        {"invalidate_token", test_invalidate_token},
-        {"fork_under_contention", test_fork_under_contention},
-        {"clear_cache", test_clear_cache},
-        {"stats", test_stats},
-        {"log_callback", test_log_callback},
-        {"log_env_to_stderr", test_log_env_to_stderr},
-        {"log_callback_removed_restores_silence", test_log_callback_removed_restores_silence},
-        {"log_callback_reentrant", test_log_callback_reentrant},
+        {"version", test_version, NULL},
+        {"org_token_and_cache", test_org_token_and_cache, NULL},
+        {"buffer_too_small", test_buffer_too_small, NULL},
+        {"expires_in", test_expires_in, NULL},
+        {"cached_token", test_cached_token, NULL},
+        {"invalid_arguments", test_invalid_arguments, NULL},
+        {"last_error_buffer", test_last_error_buffer, NULL},
+        {"auth_error", test_auth_error, NULL},
+        {"user_token", test_user_token, NULL},
+        {"invalidate_uses_refresh_token_once", test_invalidate_uses_refresh_token_once, NULL},
+        {"refused_refresh_falls_back", test_refused_refresh_falls_back, NULL},
+        {"no_refresh_token_in_answer", test_no_refresh_token_in_answer, NULL},
+        {"single_flight", test_single_flight, NULL},
+        {"single_flight_shares_errors", test_single_flight_shares_errors, NULL},
+        {"short_tokens_rotate_in_background", test_short_tokens_rotate_in_background, NULL},
+        {"hard_margin_with_slow_refresh", test_hard_margin_with_slow_refresh, NULL},
+        {"no_caller_waits_for_refresh", test_no_caller_waits_for_refresh, NULL},
+        {"retries", test_retries, NULL},
+        {"timeout_and_recovery", test_timeout_and_recovery, NULL},
+        {"refused_port", test_refused_port, NULL},
+        {"hostile_answers", test_hostile_answers, NULL},
+        {"valid_token_survives_outage", test_valid_token_survives_outage, NULL},
+        {"tls_with_ca_file", test_tls_with_ca_file, NULL},
+        {"fork", UNIX_ONLY(test_fork), "needs fork()"},
+        {"fork_keeps_throttle_pause", UNIX_ONLY(test_fork_keeps_throttle_pause), "needs fork()"},
+        {"invalidate_token", test_invalidate_token, NULL},
+        {"fork_under_contention", UNIX_ONLY(test_fork_under_contention), "needs fork()"},
+        {"clear_cache", test_clear_cache, NULL},
+        {"stats", test_stats, NULL},
+        {"log_callback", test_log_callback, NULL},
+        {"log_env_to_stderr", UNIX_ONLY(test_log_env_to_stderr), "needs fork() and execl()"},
+        {"log_callback_removed_restores_silence", UNIX_ONLY(test_log_callback_removed_restores_silence),
+         "captures fd 2 with pipe() and dup2()"},
+        {"log_callback_reentrant", test_log_callback_reentrant, NULL},
     };
     const char *only = getenv("FINDITY_TEST_ONLY");
     no_timing = getenv("FINDITY_TEST_NO_TIMING") != NULL;
-    int skipped = 0;
+    int skipped = 0, unix_only = 0;
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        if (!tests[i].fn) {
+            printf("skip %-40s (Unix only: %s)\n", tests[i].name, tests[i].unix_only);
+            unix_only++;
+            continue;
+        }
         if (only && !strstr(tests[i].name, only)) {
             printf("skip %-40s (FINDITY_TEST_ONLY=%s)\n", tests[i].name, only);
             skipped++;
@@ -1140,6 +1183,7 @@ int main(int argc, char **argv) {
     }
     if (relaxed) printf("%d wall-clock checks relaxed under valgrind (listed above)\n", relaxed);
     if (skipped) printf("%d tests skipped by FINDITY_TEST_ONLY\n", skipped);
+    if (unix_only) printf("%d tests skipped: Unix only (listed above)\n", unix_only);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
