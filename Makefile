@@ -8,7 +8,7 @@ DEBUG    := target/debug
 CFLAGS   ?= -std=c11 -O1 -g -Wall -Wextra -Werror -pthread
 EMULATOR := $(DEBUG)/findity-emulator
 
-.PHONY: all build release test demo test-rust test-store test-c test-c-valgrind test-python test-csharp wheel nuget test-nuget test-readme tools check-header check-deps lint mutants soak fuzz bench scale bench-store clean
+.PHONY: bench-fleet all build release test demo test-rust test-store test-c test-c-valgrind test-python test-csharp wheel nuget test-nuget test-readme tools check-header check-deps lint mutants soak fuzz bench scale bench-store clean
 
 all: build
 
@@ -135,6 +135,10 @@ bench:
 bench-store:
 	bash bench/store.sh
 
+## The fleet's throttle across processes (file store and Redis, 429 storm): a section of BENCHMARKS.md.
+bench-fleet:
+	bash bench/fleet.sh
+
 clean:
 	$(CARGO) clean
 	rm -rf $(BUILD)
@@ -142,3 +146,4 @@ clean:
 include mk/install.mk
 include mk/bindings.mk
 include mk/native.mk
+include mk/windows.mk

@@ -232,6 +232,9 @@ fn organization_token(
 
 /// Authorization grant with the (cached) organization token, then the code exchange.
 /// A failed exchange is retried with a new code, never by replaying the old one.
+/// A code answered 429 is sent again after the pause only if it was issued less than this ago.
+const CODE_RESEND_WITHIN: Duration = Duration::from_secs(30);
+
 fn user_token(
     st: &'static State,
     key: &Key,
@@ -252,24 +255,38 @@ fn user_token(
         });
         let err = match granted {
             Ok(code) => {
-                let exchanged = send(st, key, deadline, || {
-                    inc(&st.stats.authorization_code);
-                    grants::exchange_code(&http, &key.base, &code, deadline)
-                });
-                match exchanged {
-                    Ok(t) => {
-                        obtained(key, &t, "authorization grant and code exchange");
-                        return Ok(t);
-                    }
-                    Err(mut e) => {
-                        // A fresh code makes another round safe whatever happened to this one.
-                        e.retryable = e.delivery != Delivery::Answered
-                            || e.http_status == 408
-                            || e.http_status == 429
-                            || e.http_status >= 500;
-                        e
+                let issued = Instant::now();
+                loop {
+                    let exchanged = send(st, key, deadline, || {
+                        inc(&st.stats.authorization_code);
+                        grants::exchange_code(&http, &key.base, &code, deadline)
+                    });
+                    match exchanged {
+                        Ok(t) => {
+                            obtained(key, &t, "authorization grant and code exchange");
+                            return Ok(t);
+                        }
+                        // Throttled (429), so not processed: the code is still unused. Send it
+                        // again after the pause while it is young; an old one may have expired
+                        // (Findity does not document a code's life), so then a new grant.
+                        Err(e) if e.delivery == Delivery::Answered && e.http_status == 429 => {
+                            retry(st, key, &mut attempts, e)?;
+                            if issued.elapsed() < CODE_RESEND_WITHIN {
+                                continue;
+                            }
+                            break;
+                        }
+                        Err(mut e) => {
+                            // A fresh code makes another round safe whatever happened to this one.
+                            e.retryable = e.delivery != Delivery::Answered
+                                || e.http_status == 408
+                                || e.http_status >= 500;
+                            retry(st, key, &mut attempts, e)?;
+                            break;
+                        }
                     }
                 }
+                continue;
             }
             Err(e) if e.http_status == 401 && !org_token_renewed => {
                 // The organization token was refused (revoked, or the server restarted):

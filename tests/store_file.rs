@@ -639,8 +639,20 @@ fn fleet_bench_file() {
         &store_of(&dir),
         "file",
     );
-    let none = "";
-    fleet_bench(v[0] as u32, v[1] as u32, v[2], v[3] as u32, none, "none");
+    fleet_bench(v[0] as u32, v[1] as u32, v[2], v[3] as u32, "", "none");
+    fleet_bench(1, v[1] as u32, v[2], v[3] as u32, "", "one process, none");
+    let (shared, periods) = storm(16, &store_of(&temp_dir("stormbench")), 6);
+    let alone = storm(
+        16,
+        &store_of(&format!("{}-{{p}}", temp_dir("stormalone"))),
+        6,
+    )
+    .0;
+    println!(
+        "FLEET storm: 16 processes, 429 storm (Retry-After 2 s), requests after its first period: {shared} sharing a file store ({:.1} per period), {alone} with a store each ({:.1} per period)",
+        shared as f64 / periods,
+        alone as f64 / periods
+    );
 }
 
 /// Issue 22: in a 429 storm (Retry-After 2 s), 16 processes sharing a store send about one
