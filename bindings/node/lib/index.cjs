@@ -357,3 +357,5 @@ module.exports = {
   FindityError,
   FindityAuth,
 };
+// `import findityAuth from 'findity-auth'` in TypeScript compiled to CommonJS reads .default.
+Object.defineProperty(module.exports, 'default', { value: module.exports, enumerable: false });

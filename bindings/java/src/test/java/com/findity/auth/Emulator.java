@@ -80,6 +80,6 @@ final class Emulator implements AutoCloseable {
     @Override
     public void close() throws IOException {
         process.getOutputStream().close(); // --exit-on-stdin-close
-        process.destroy();
+        process.destroyForcibly(); // no graceful wait for connections a fault left hanging
     }
 }
