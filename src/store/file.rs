@@ -18,7 +18,7 @@
 //!   (record::MAX_KEEP) and temp files left by a kill are swept once an hour.
 
 use super::record::MAX_KEEP;
-use super::{Guard, Store, StoreError};
+use super::{Change, Guard, Store, StoreError};
 use std::ffi::CString;
 use std::fs::{DirBuilder, File};
 use std::io::{Read, Write};
@@ -417,12 +417,7 @@ impl Store for FileStore {
 
     /// Under the record's lock; written without fsync (a throttle record lost in a crash only
     /// costs the fleet what it had learnt).
-    fn update(
-        &self,
-        name: &str,
-        deadline: Instant,
-        f: &mut dyn FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
-    ) -> Result<(), StoreError> {
+    fn update(&self, name: &str, deadline: Instant, f: &mut Change) -> Result<(), StoreError> {
         let (mut g, _) = self.lock_file(name, deadline)?;
         let current = g.read()?;
         match f(current.as_deref()) {

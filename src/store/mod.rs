@@ -82,6 +82,10 @@ impl StoreError {
     }
 }
 
+/// A change of a shared record (see Store::update): the current bytes, if any, to the new ones
+/// (None: leave it).
+pub type Change<'a> = dyn FnMut(Option<&[u8]>) -> Option<Vec<u8>> + 'a;
+
 /// A shared store of records, one per record id (hex SHA-256 of the key's identity).
 pub trait Store: Send + Sync {
     /// Take the cross-process lock of record `id`, waiting until `deadline` at most; a holder
@@ -103,12 +107,7 @@ pub trait Store: Send + Sync {
     }
 
     /// See `shares_throttle`.
-    fn update(
-        &self,
-        _name: &str,
-        _deadline: Instant,
-        _f: &mut dyn FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
-    ) -> Result<(), StoreError> {
+    fn update(&self, _name: &str, _deadline: Instant, _f: &mut Change) -> Result<(), StoreError> {
         Err(StoreError::down("this store keeps no shared throttle"))
     }
 }
@@ -309,12 +308,7 @@ impl Active {
     }
 
     /// See Store::update.
-    pub fn update(
-        &self,
-        name: &str,
-        deadline: Instant,
-        f: &mut dyn FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
-    ) -> Result<(), StoreError> {
+    pub fn update(&self, name: &str, deadline: Instant, f: &mut Change) -> Result<(), StoreError> {
         let r = self.backend.update(name, deadline, f);
         if r.is_ok() {
             self.worked();

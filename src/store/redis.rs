@@ -13,7 +13,7 @@
 //! the caller's deadline. A pooled connection the server closed meanwhile (its idle `timeout`,
 //! a load balancer) is retried once on a fresh connection before the store counts as down.
 
-use super::{Guard, Store, StoreError};
+use super::{Change, Guard, Store, StoreError};
 use redis::{Client, Connection, ConnectionLike};
 use ring::rand::{SecureRandom, SystemRandom};
 use std::sync::{Mutex, PoisonError};
@@ -250,12 +250,7 @@ impl Store for RedisStore {
 
     /// Optimistic: read, compute, compare-and-set (one script, one key: one hash slot), again
     /// if another process changed it meanwhile.
-    fn update(
-        &self,
-        name: &str,
-        deadline: Instant,
-        f: &mut dyn FnMut(Option<&[u8]>) -> Option<Vec<u8>>,
-    ) -> Result<(), StoreError> {
+    fn update(&self, name: &str, deadline: Instant, f: &mut Change) -> Result<(), StoreError> {
         let key = format!("findity:{}:{{{name}}}:fleet", super::record::FORMAT);
         let ttl = crate::fleet::FORGET_AFTER.as_millis() as u64;
         let (mut con, mut pooled) = self.connection(deadline)?;

@@ -203,6 +203,9 @@ run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "http://127.0.0.1:$(free_port
 expect_eq "nothing listening: exit 3" "3:" "$rc:$so"
 expect_contains "nothing listening: names host and port" "nothing listens at 127.0.0.1:" "$se"
 expect_contains "nothing listening: a hint" "hint: nothing listens at that address" "$se"
+t0=$SECONDS
+run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "http://127.0.0.1:$(free_port)" --client-id inst-client --no-cache
+expect_eq "nothing listening, default timeout: exit 3 within 5 s" "3 yes" "$rc $([ $((SECONDS - t0)) -le 5 ] && echo yes || echo "no: $((SECONDS - t0)) s")"
 
 run_tok FINDITY_CLIENT_SECRET=inst-secret -- --env "$url" --client-id inst-client --user E9 --verbose
 expect_contains "--verbose: the requests on stderr" 'findity info: user token for "E9"' "$se"
