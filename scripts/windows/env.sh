@@ -61,9 +61,25 @@ need_wine32() {
     return 1
 }
 
+# i686-pc-windows-gnu links rsbegin.o/rsend.o (frame registration for DWARF unwinding) from the
+# sysroot, which -Z build-std does not provide: built here from rust-web-src's
+# library/rtstartup and found through -L (rustc looks for them in its search paths too).
+RTSTARTUP_I686="$NATIVE_CACHE/rtstartup/i686-pc-windows-gnu"
+need_rtstartup() {
+    local f
+    mkdir -p "$RTSTARTUP_I686"
+    for f in rsbegin rsend; do
+        [ -f "$RTSTARTUP_I686/$f.o" ] && continue
+        RUSTC_BOOTSTRAP=1 "$DEB_RUSTC" --target i686-pc-windows-gnu --emit=obj -C panic=abort -C opt-level=3 \
+            -o "$RTSTARTUP_I686/$f.o" "/usr/lib/rustlib/src/rust/library/rtstartup/$f.rs" || return 1
+    done
+}
+
 # Debian's cargo with std built for the target (niced); rustup's has no Windows std.
 win_cargo() {
+    need_rtstartup || { echo "windows: cannot build rsbegin.o/rsend.o for i686" >&2; return 1; }
     nice -n 15 env RUSTC="$DEB_RUSTC" RUSTC_BOOTSTRAP=1 RUSTDOC=/usr/bin/rustdoc \
+        CARGO_TARGET_I686_PC_WINDOWS_GNU_RUSTFLAGS="-L $RTSTARTUP_I686" \
         CARGO_TARGET_DIR="$NATIVE_TARGET" \
         CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc \
         CC_x86_64_pc_windows_gnu=x86_64-w64-mingw32-gcc AR_x86_64_pc_windows_gnu=x86_64-w64-mingw32-ar \
