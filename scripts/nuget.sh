@@ -8,6 +8,12 @@
 #     target/release (make release, the host's glibc) when make native has not run or is older, and a
 #     missing rid is named on stderr. .NET picks runtimes/<rid> itself (linux-musl-x64 on
 #     Alpine); Mono reads the dllmap of Findity.Auth.dll.config (x86-64 and armv8; glibc only).
+#   runtimes/win-x64/native/findity.dll, runtimes/win-x86/native/findity.dll
+#                                                               build/native/win-* (make windows)
+#   build/net461/Findity.Auth.targets                           .NET Framework projects do not
+#     read runtimes/: it copies the findity.dll of the application's platform next to it (x86 for
+#     PlatformTarget x86, or AnyCPU with Prefer32Bit in an .exe; else x64; FindityPlatform=x86|x64
+#     overrides, e.g. for a library loaded by a 32-bit IIS application pool)
 #   README.md, LICENSE-MIT, LICENSE-APACHE
 #
 # License metadata: nuget 2.8 knows no <license> or <readme> element (NuGet 4.9 / 5.10), so the
@@ -52,6 +58,15 @@ for rid in linux-x64 linux-arm64 linux-musl-x64; do
     fi
 done
 [ -n "${RID_LIB[linux-x64]:-}" ] || { echo "nuget: no linux-x64 library: run make release or make native" >&2; exit 2; }
+# Windows (issue 21): findity.dll of make windows, when built.
+WIN_RIDS=()
+for rid in win-x64 win-x86; do
+    if [ -f "$ROOT/build/native/$rid/findity.dll" ]; then
+        WIN_RIDS+=("$rid")
+    else
+        echo "nuget: WARNING: no $rid findity.dll (make windows): the package carries no runtimes/$rid" >&2
+    fi
+done
 STAGE="$ROOT/build/nuget/stage"
 rm -rf "$STAGE" "$ROOT/build/nuget/Findity.Auth."*.nupkg
 mkdir -p "$STAGE/lib/net461"
@@ -83,6 +98,39 @@ for rid in "${RIDS[@]}"; do
     RUNTIME_FILES+="
     <file src=\"runtimes/$rid/native/libfindity.so\" target=\"runtimes/$rid/native\" />"
 done
+for rid in "${WIN_RIDS[@]}"; do
+    mkdir -p "$STAGE/runtimes/$rid/native"
+    install -m 0755 "$ROOT/build/native/$rid/findity.dll" "$STAGE/runtimes/$rid/native/findity.dll"
+    RUNTIME_FILES+="
+    <file src=\"runtimes/$rid/native/findity.dll\" target=\"runtimes/$rid/native\" />"
+done
+if [ ${#WIN_RIDS[@]} -gt 0 ]; then
+    mkdir -p "$STAGE/build/net461"
+    cat >"$STAGE/build/net461/Findity.Auth.targets" <<'XML'
+<?xml version="1.0" encoding="utf-8"?>
+<!-- Findity.Auth for .NET Framework on Windows: .NET Framework does not read runtimes/<rid>/,
+     so the findity.dll matching the application's platform is copied next to it. x86 when the
+     process will be 32-bit: PlatformTarget x86, or AnyCPU with Prefer32Bit in an executable
+     (the default of .NET Framework console and desktop templates for years); x64 otherwise.
+     Set FindityPlatform to x86 or x64 to choose (e.g. a library in a 32-bit IIS pool). -->
+<Project xmlns="http://schemas.microsoft.com/developer/msbuild/2003">
+  <PropertyGroup Condition="'$(FindityPlatform)' == ''">
+    <FindityPlatform Condition="'$(PlatformTarget)' == 'x86'">x86</FindityPlatform>
+    <FindityPlatform Condition="'$(FindityPlatform)' == '' and ('$(PlatformTarget)' == '' or '$(PlatformTarget)' == 'AnyCPU') and '$(Prefer32Bit)' == 'true' and ('$(OutputType)' == 'Exe' or '$(OutputType)' == 'WinExe')">x86</FindityPlatform>
+    <FindityPlatform Condition="'$(FindityPlatform)' == ''">x64</FindityPlatform>
+  </PropertyGroup>
+  <ItemGroup Condition="'$(TargetFrameworkIdentifier)' == '.NETFramework' and Exists('$(MSBuildThisFileDirectory)..\..\runtimes\win-$(FindityPlatform)\native\findity.dll')">
+    <None Include="$(MSBuildThisFileDirectory)..\..\runtimes\win-$(FindityPlatform)\native\findity.dll">
+      <Link>findity.dll</Link>
+      <CopyToOutputDirectory>PreserveNewest</CopyToOutputDirectory>
+      <Visible>false</Visible>
+    </None>
+  </ItemGroup>
+</Project>
+XML
+    RUNTIME_FILES+="
+    <file src=\"build/net461/Findity.Auth.targets\" target=\"build/net461\" />"
+fi
 cp bindings/csharp/README.md "$STAGE/README.md"
 cp LICENSE-MIT LICENSE-APACHE "$STAGE/"
 LICENSE_EXPR="$(sed -n 's/^license *= *"\(.*\)"/\1/p' Cargo.toml | head -1)"
@@ -101,7 +149,7 @@ cat >"$STAGE/Findity.Auth.nuspec" <<XML
     <licenseUrl>https://licenses.nuget.org/${LICENSE_EXPR// /%20}</licenseUrl>
     <copyright>Copyright (c) The libfindity authors; $LICENSE_EXPR (LICENSE-MIT, LICENSE-APACHE)</copyright>${PROJECT_URL:+
     <projectUrl>$PROJECT_URL</projectUrl>}
-    <description>$DESCRIPTION Built with Mono for .NET Framework 4.6.1+ / Mono; native libraries for ${RIDS[*]}.</description>
+    <description>$DESCRIPTION Built with Mono for .NET Framework 4.6.1+ / Mono; native libraries for ${RIDS[*]}${WIN_RIDS[*]:+ ${WIN_RIDS[*]}}.</description>
     <tags>findity oauth expense erp httpclient</tags>
     <frameworkAssemblies>
       <frameworkAssembly assemblyName="System.Net.Http" targetFramework="net461" />
