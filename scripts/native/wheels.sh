@@ -5,6 +5,9 @@
 #   linux-x64        py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64
 #   linux-arm64      py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64
 #   linux-musl-x64   py3-none-musllinux_1_2_x86_64
+#   win-x64          py3-none-win_amd64   findity_auth/findity.dll (make windows; issue 21)
+#   win-x86          py3-none-win32       (the loader maps win32 to findity.dll; auditwheel is
+#                                         for Linux only: the wheel's DLL is checked by name)
 #
 # The package itself (Python files, metadata) comes from bindings/python built once as usual
 # (pip wheel: setuptools-rust builds target/release for the host); its library is then swapped
@@ -22,6 +25,7 @@ source scripts/native/env.sh
 RIDS=("$@")
 if [ ${#RIDS[@]} -eq 0 ]; then
     for r in linux-x64 linux-arm64 linux-musl-x64; do [ -f "$NATIVE_OUT/$r/libfindity.so" ] && RIDS+=("$r"); done
+    for r in win-x64 win-x86; do [ -f "$NATIVE_OUT/$r/findity.dll" ] && RIDS+=("$r"); done
 fi
 [ ${#RIDS[@]} -gt 0 ] || { echo "wheels: nothing in $NATIVE_OUT: run make native" >&2; exit 2; }
 
@@ -31,6 +35,8 @@ plat_tags() {  # the wheel's platform tags, most specific first
         linux-arm64) echo "manylinux_2_17_aarch64 manylinux2014_aarch64" ;;
         linux-musl-x64) echo "musllinux_1_2_x86_64" ;;
         linux-musl-arm64) echo "musllinux_1_2_aarch64" ;;
+        win-x64) echo "win_amd64" ;;
+        win-x86) echo "win32" ;;
     esac
 }
 family() {  # the glob of wheels of the same platform (replaced by the new one)
@@ -39,6 +45,8 @@ family() {  # the glob of wheels of the same platform (replaced by the new one)
         linux-arm64) echo "*-py3-none-*manylinux*_aarch64*.whl" ;;
         linux-musl-x64) echo "*-py3-none-*musllinux*_x86_64*.whl" ;;
         linux-musl-arm64) echo "*-py3-none-*musllinux*_aarch64*.whl" ;;
+        win-x64) echo "*-py3-none-win_amd64.whl" ;;
+        win-x86) echo "*-py3-none-win32.whl" ;;
     esac
 }
 
@@ -54,12 +62,15 @@ nice -n 15 "$BPY" -m pip wheel -q --no-deps --no-build-isolation -w "$WORK/raw" 
 RAW="$(ls "$WORK"/raw/findity_auth-*.whl)"
 
 for rid in "${RIDS[@]}"; do
-    lib="$NATIVE_OUT/$rid/libfindity.so"
+    libname=libfindity.so
+    case "$rid" in win-*) libname=findity.dll ;; esac
+    lib="$NATIVE_OUT/$rid/$libname"
     [ -f "$lib" ] || { echo "wheels: $lib missing: run make native" >&2; exit 2; }
     rm -rf "$WORK/unpacked" "$WORK/out"
     "$BPY" -m wheel unpack -d "$WORK/unpacked" "$RAW" >/dev/null
     tree="$(ls -d "$WORK"/unpacked/findity_auth-*)"
-    install -m 0755 "$lib" "$tree/findity_auth/libfindity.so"
+    [ "$libname" = libfindity.so ] || rm -f "$tree/findity_auth/libfindity.so"
+    install -m 0755 "$lib" "$tree/findity_auth/$libname"
     wheelfile="$(ls "$tree"/findity_auth-*.dist-info/WHEEL)"
     grep -v -e '^Tag:' -e '^$' "$wheelfile" > "$WORK/WHEEL"
     for p in $(plat_tags "$rid"); do echo "Tag: py3-none-$p" >> "$WORK/WHEEL"; done
@@ -67,6 +78,16 @@ for rid in "${RIDS[@]}"; do
     mkdir -p "$WORK/out"
     "$BPY" -m wheel pack -d "$WORK/out" "$tree" >/dev/null
     whl="$(ls "$WORK"/out/*.whl)"
+    case "$rid" in win-*)
+        # Windows: no auditwheel; the wheel holds findity.dll and no Linux library.
+        unzip -l "$whl" | grep -q " findity_auth/findity.dll$" && ! unzip -l "$whl" | grep -q "libfindity.so" \
+            || { echo "wheels: $(basename "$whl") does not hold findity_auth/findity.dll alone" >&2; exit 1; }
+        # shellcheck disable=SC2046
+        rm -f $(cd "$ROOT/build/wheelhouse" && for f in $(family "$rid"); do [ -e "$f" ] && echo "$ROOT/build/wheelhouse/$f"; done)
+        mv "$whl" "$ROOT/build/wheelhouse/"
+        echo "wheels: build/wheelhouse/$(basename "$whl") ($(du -k "$ROOT/build/wheelhouse/$(basename "$whl")" | cut -f1) KiB): findity.dll of $rid"
+        continue ;;
+    esac
     # auditwheel must find the library fit for the tag we gave it.
     show="$("$BPY" -m auditwheel show "$whl" 2>&1)" || { echo "$show" >&2; echo "wheels: auditwheel show failed on $(basename "$whl")" >&2; exit 1; }
     first="$(plat_tags "$rid" | cut -d' ' -f1)"
