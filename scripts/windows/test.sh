@@ -18,7 +18,8 @@
 #     built for x86_64-pc-windows-gnu and run with wine64 as cargo's runner
 #
 # Anything that cannot run says so (SKIPPED, with the reason); the last line counts the checks.
-# WIN_TEST_ONLY="c smoke token store rust" picks parts; WIN_RUST_TESTS overrides the Rust list.
+#   - packages: the win_amd64/win32 wheels and the nupkg hold these findity.dll files
+# WIN_TEST_ONLY="c smoke token store rust packages" picks parts; WIN_RUST_TESTS overrides the Rust list.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -197,9 +198,45 @@ part_rust() {
     fi
     echo "native-time: win-rust-tests-build $((SECONDS - t0)) s"
     check "$RID: Rust tests under Wine (${args[*]})" \
-        timeout 1800 bash -c 'source scripts/windows/env.sh; win_cargo test -q --target x86_64-pc-windows-gnu "${WIN_BUILD_STD[@]}" "$@"' _ "${args[@]}"
+        timeout 1800 env ROOT="$ROOT" bash -c 'source scripts/windows/env.sh; win_cargo test -q --no-fail-fast --target x86_64-pc-windows-gnu "${WIN_BUILD_STD[@]}" "$@"' _ "${args[@]}"
     result "$RID: Rust tests store_file, store_redis, fault_matrix, refused_port, log_fork" skip \
         "Unix-only (permissions, fork, OFD locks, libc sockets); the file store on Windows is tested by the store part and file_windows.rs's unit tests (--lib)"
+}
+
+# The packages hold each Windows build's findity.dll (sha256 against build/native/<rid>), and the
+# nupkg the .NET Framework targets file. Neither Windows CPython nor .NET runs here.
+packages() {
+    local rid whl pkg want
+    echo; echo "=== windows-test: packages"
+    for rid in "${RIDS[@]}"; do
+        [ -f "$NATIVE_OUT/$rid/findity.dll" ] || continue
+        want="$(sha256sum <"$NATIVE_OUT/$rid/findity.dll" | cut -d' ' -f1)"
+        case "$rid" in win-x64) whl=win_amd64 ;; win-x86) whl=win32 ;; esac
+        whl="$(ls "$ROOT"/build/wheelhouse/findity_auth-*-py3-none-$whl.whl 2>/dev/null | head -1)"
+        if [ -z "$whl" ]; then
+            result "packages: the $rid wheel" skip "none in build/wheelhouse (make wheels)"
+        elif [ "$(unzip -p "$whl" findity_auth/findity.dll | sha256sum | cut -d' ' -f1)" = "$want" ]; then
+            result "packages: $(basename "$whl") holds build/native/$rid/findity.dll" ok
+        else
+            result "packages: $(basename "$whl")" fail "does not hold build/native/$rid/findity.dll"
+        fi
+    done
+    if ! pkg="$(bash scripts/nuget.sh 2>/dev/null | tail -1)" || [ ! -f "$pkg" ]; then
+        result "packages: make nuget" fail "scripts/nuget.sh failed"; return
+    fi
+    for rid in "${RIDS[@]}"; do
+        [ -f "$NATIVE_OUT/$rid/findity.dll" ] || continue
+        if [ "$(unzip -p "$pkg" "runtimes/$rid/native/findity.dll" | sha256sum | cut -d' ' -f1)" = "$(sha256sum <"$NATIVE_OUT/$rid/findity.dll" | cut -d' ' -f1)" ]; then
+            result "packages: $(basename "$pkg") holds runtimes/$rid/native/findity.dll" ok
+        else
+            result "packages: $(basename "$pkg") runtimes/$rid" fail "missing, or not build/native/$rid/findity.dll"
+        fi
+    done
+    if unzip -p "$pkg" build/net461/Findity.Auth.targets | grep -q 'runtimes\\win-$(FindityPlatform)\\native\\findity.dll'; then
+        result "packages: $(basename "$pkg") has build/net461/Findity.Auth.targets (MSBuild's choice of x86/x64 untested: no MSBuild here)" ok
+    else
+        result "packages: build/net461/Findity.Auth.targets" fail "missing from $(basename "$pkg")"
+    fi
 }
 
 T0=$SECONDS
@@ -214,12 +251,14 @@ for RID in "${RIDS[@]}"; do
     fi
     mkdir -p "$T"
     for part in $PARTS; do
+        declare -F "part_$part" >/dev/null || continue
         t0=$SECONDS
         "part_$part"
         echo "native-time: windows-$RID-$part $((SECONDS - t0)) s"
     done
     /usr/lib/wine/wineserver -k 2>/dev/null
 done
+case " ${WIN_TEST_ONLY:-packages} " in *" packages "*) packages ;; esac
 echo
 for s in "${skips[@]}"; do echo "SKIPPED: $s"; done
 [ "$failed" = 0 ] || echo "failed: ${failures[*]}"
