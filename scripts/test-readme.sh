@@ -227,8 +227,9 @@ grep -q 'failed: status 0' "$log" && fail "a call reported as failed succeeded (
 grep -qF 'my-secret' <(grep -v '^@@block' "$log") && fail "a quick start printed the client secret"
 
 # ---- what the packages carry (the wheel and the nupkg the session built and installed)
-wheel="$(ls build/wheelhouse/findity_auth-*.whl)"
-python3 - "$wheel" <<'PY' || fail "the wheel lacks its licence"
+# Every wheel there (make wheels builds one per platform): each carries both licence texts.
+for wheel in build/wheelhouse/findity_auth-*.whl; do
+python3 - "$wheel" <<'PY' || fail "the wheel $wheel lacks its licence"
 import sys, zipfile
 z = zipfile.ZipFile(sys.argv[1])
 names = z.namelist()
@@ -240,6 +241,7 @@ for f in ("LICENSE-MIT", "LICENSE-APACHE"):
     assert "License-File: " + f in meta, "METADATA has no License-File: " + f
 assert "License-Expression: MIT OR Apache-2.0" in meta, "METADATA has no License-Expression"
 PY
+done
 nupkg="$(ls build/nuget/Findity.Auth.*.nupkg)"
 python3 - "$nupkg" <<'PY' || fail "the nupkg lacks its licence"
 import sys, zipfile

@@ -37,6 +37,10 @@ const DECREASE: f64 = 0.97;
 const MIN_EVIDENCE: u64 = 5;
 /// A record untouched this long starts over (and expires in Redis).
 pub const FORGET_AFTER: Duration = Duration::from_secs(600);
+/// How far another host's clock may be ahead before its record counts as from the future.
+const CLOCK_SLACK_MS: u64 = 60_000;
+/// The longest a probe can be out: the longest timeout_ms, and a second.
+const MAX_PROBE_MS: u64 = 3_601_000;
 /// How often a process waiting for the fleet's probe looks again.
 const PROBE_POLL_MS: u64 = 50;
 /// Successes are counted in buckets of this many ms, kept for OK_KEEP_MS: enough to estimate
@@ -114,9 +118,17 @@ impl Shared {
 
     /// Decide for one request at `now` (ms) by a caller that may wait until `deadline` (ms).
     pub fn admit(&mut self, now: u64, deadline: u64) -> Admit {
-        if now.saturating_sub(self.last_seen) > FORGET_AFTER.as_millis() as u64 {
+        let forget = FORGET_AFTER.as_millis() as u64;
+        // A record from the future (this clock stepped back, or a host whose clock is ahead
+        // wrote it) would hold the fleet as long: start over.
+        if now.saturating_sub(self.last_seen) > forget || self.last_seen > now + CLOCK_SLACK_MS {
             *self = Shared::default();
         }
+        // Nothing in the record reaches further ahead than the rules allow.
+        let max_pause = MAX_PAUSE.as_millis() as u64;
+        self.paused_until = self.paused_until.min(now + max_pause);
+        self.probe_until = self.probe_until.min(now + MAX_PROBE_MS);
+        self.tat_us = self.tat_us.min((now + max_pause) * 1000);
         self.last_seen = now;
         self.learn(now);
         if self.probe == Probe::Out && now > self.probe_until {
@@ -146,7 +158,8 @@ impl Shared {
         let mut at = now;
         if let Some(interval) = self.grown_interval(now) {
             let slot = self.tat_us.max(now * 1000);
-            if slot > deadline * 1000 && !probe {
+            // Past the caller's deadline: nothing taken, the probe (if due) left to another.
+            if slot > deadline * 1000 {
                 return Admit::TooLate {
                     until_ms: slot / 1000,
                 };
@@ -287,7 +300,8 @@ pub fn admit(
         };
         match decision {
             Admit::Go { at_ms, probe } => {
-                std::thread::sleep(Duration::from_millis(at_ms.saturating_sub(wall_ms())));
+                let wait = Duration::from_millis(at_ms.saturating_sub(wall_ms()));
+                std::thread::sleep(wait.min(deadline.saturating_duration_since(Instant::now())));
                 if waited {
                     inc(&st.stats.throttle_waits);
                 }
@@ -438,6 +452,48 @@ mod tests {
         let tat = s.tat_us;
         assert!(matches!(s.admit(12_001, 12_002), Admit::TooLate { .. }));
         assert_eq!(s.tat_us, tat);
+    }
+
+    #[test]
+    fn a_record_from_the_future_does_not_hold_the_fleet() {
+        let mut s = Shared::default();
+        // Written by a host whose clock was an hour ahead, during a pause.
+        s.answered(
+            3_600_000 + 10_000,
+            Answer::Overloaded(Duration::from_secs(30)),
+            false,
+        );
+        assert_eq!(
+            s.admit(10_000, 20_000),
+            Admit::Go {
+                at_ms: 10_000,
+                probe: false
+            }
+        );
+        // A pause is never believed longer than MAX_PAUSE from now.
+        let mut s = Shared {
+            last_seen: 10_000,
+            paused_until: 10_000 + 3_600_000,
+            ..Default::default()
+        };
+        assert_eq!(s.admit(10_000, 1_000_000), Admit::Wait { until_ms: 70_000 });
+    }
+
+    #[test]
+    fn a_probe_past_the_callers_deadline_is_left_to_another() {
+        let mut s = Shared::default();
+        for i in 0..20 {
+            s.admit(10_000 + i * 50, 60_000);
+            s.answered(10_000 + i * 50, Answer::Ok, false);
+        }
+        s.answered(11_000, Answer::Overloaded(Duration::from_secs(1)), false);
+        s.tat_us = 15_000_000;
+        // The probe's slot (15 s) is past this caller's deadline: it fails, the probe stays due.
+        assert!(matches!(s.admit(12_000, 13_000), Admit::TooLate { .. }));
+        assert!(matches!(
+            s.admit(12_000, 60_000),
+            Admit::Go { probe: true, .. }
+        ));
     }
 
     #[test]

@@ -97,8 +97,15 @@ fn build_state(old: *mut State, generation: u64) -> &'static State {
     // Windows has no fork: the generation stays 0 and there is nothing to register.
     #[cfg(unix)]
     if !ATFORK_REGISTERED.load(Ordering::Acquire) {
-        // SAFETY: the handler only uses atomics and close(), which are async-signal-safe.
-        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+        // SAFETY: the handlers only use atomics, sched_yield and close(), which are
+        // async-signal-safe.
+        unsafe {
+            libc::pthread_atfork(
+                Some(before_fork),
+                Some(after_fork_in_parent),
+                Some(after_fork_in_child),
+            )
+        };
         ATFORK_REGISTERED.store(true, Ordering::Release);
     }
     // SAFETY: as above, a non-null state is never freed.
@@ -141,12 +148,24 @@ fn build_state(old: *mut State, generation: u64) -> &'static State {
     }
 }
 
+/// No thread is between opening a store lock file and registering it while fork() runs.
+#[cfg(unix)]
+extern "C" fn before_fork() {
+    crate::store::file::hold_opens_for_fork();
+}
+
+#[cfg(unix)]
+extern "C" fn after_fork_in_parent() {
+    crate::store::file::release_opens_after_fork();
+}
+
 #[cfg(unix)]
 extern "C" fn after_fork_in_child() {
     FORK_GENERATION.fetch_add(1, Ordering::AcqRel);
     SNAPSHOT_EPOCH.fetch_add(1, Ordering::AcqRel);
     // The parent's held store locks must not outlive it in this child (store::file).
     crate::store::file::close_inherited_locks();
+    crate::store::file::release_opens_after_fork();
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -363,3 +363,10 @@ fn fleet_bench_redis() {
         .collect();
     fleet_bench(v[0] as u32, v[1] as u32, v[2], v[3] as u32, &url, "Redis");
 }
+
+/// Cold review: a refused token leaves Redis even when the renewal after it fails.
+#[test]
+fn refused_token_leaves_the_store_when_renewal_fails_redis() {
+    let Some(url) = shared_url(9) else { return };
+    refused_token_leaves_the_store_when_renewal_fails(&url);
+}

@@ -52,6 +52,9 @@ struct Slot {
     secret: Secret,
     /// Coarse-clock time until which `token` is fresh (0: not fresh); see Token::fresh_until_coarse.
     fresh_until: u64,
+    /// crate::state::snapshot_epoch() when `fresh_until` was stamped: a suspend noticed since
+    /// (the coarse clock stopped meanwhile) makes the stamp wrong, so it is taken again.
+    stamp_epoch: u64,
     flight: Flight,
     /// Completed flights, so a waiter can tell that the one it waited for has ended.
     flights: u64,
@@ -111,6 +114,7 @@ impl Slot {
             (Some(_), _) => self.rejected = None,
             (None, None) => {}
         }
+        self.stamp_epoch = crate::state::snapshot_epoch();
         self.fresh_until = token
             .as_ref()
             .map_or(0, |t| t.fresh_until_coarse(crate::token::now()));
@@ -142,6 +146,7 @@ impl Entry {
                 refresh: None,
                 secret,
                 fresh_until: 0,
+                stamp_epoch: 0,
                 flight: Flight::Idle,
                 flights: 0,
                 last_error: None,
@@ -176,7 +181,16 @@ impl Entry {
     /// entry and must build it (its drop calls release_snapshot): both are counted under the
     /// slot lock, so idle eviction (held_only_by) sees references and snapshots at one instant.
     pub fn snapshot_copy(&self, now: u64) -> Option<(u64, u64, Secret, Secret)> {
-        let slot = lock(&self.slot);
+        let mut slot = lock(&self.slot);
+        let epoch = crate::state::snapshot_epoch();
+        if slot.stamp_epoch != epoch {
+            // Stamped before a suspend noticed since: stamp again on the token clock.
+            slot.fresh_until = slot
+                .token
+                .as_ref()
+                .map_or(0, |t| t.fresh_until_coarse(crate::token::now()));
+            slot.stamp_epoch = epoch;
+        }
         match (&slot.token, slot.fresh_until, slot.retired) {
             (Some(t), until, false) if until > now => {
                 self.snapshots.fetch_add(1, Ordering::Relaxed);

@@ -25,7 +25,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The format in this store's file names (see record::FORMAT).
@@ -143,6 +143,27 @@ impl FileStore {
         Ok(unsafe { File::from_raw_fd(raw) })
     }
 
+    /// Open (creating) a lock file and register its descriptor in HELD, as one step as far as
+    /// fork() is concerned (see OPENING).
+    fn open_lock(&self, name: &str, flags: libc::c_int) -> std::io::Result<(File, Held)> {
+        loop {
+            while FORKING.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            OPENING.fetch_add(1, Ordering::SeqCst);
+            if !FORKING.load(Ordering::SeqCst) {
+                break;
+            }
+            OPENING.fetch_sub(1, Ordering::SeqCst);
+        }
+        let opened = self.openat(name, flags).map(|f| {
+            let held = Held::register(f.as_raw_fd());
+            (f, held)
+        });
+        OPENING.fetch_sub(1, Ordering::SeqCst);
+        opened
+    }
+
     fn stat_name(&self, name: &str) -> std::io::Result<libc::stat> {
         let c = cstr(name);
         // SAFETY: an all-zero stat is valid; fstatat fills it.
@@ -237,11 +258,10 @@ impl FileStore {
     fn sweep_key(&self, id: &str, record: bool) -> bool {
         let lock = format!("{id}{TAG}.lock");
         let rec = format!("{id}{TAG}.rec");
-        let Ok(f) = self.openat(&lock, libc::O_RDWR) else {
+        let Ok((f, held)) = self.open_lock(&lock, libc::O_RDWR) else {
             // No lock file: nobody can be writing the record under a lock; remove it.
             return record && self.unlink(&rec).is_ok();
         };
-        let held = Held::register(f.as_raw_fd());
         if !matches!(ofd_lock(&f, libc::F_WRLCK as libc::c_int), Ok(true))
             || !self.is_at(f.as_raw_fd(), &lock)
         {
@@ -387,6 +407,28 @@ impl Drop for Held {
     }
 }
 
+/// Threads between opening a lock file and registering its descriptor, and whether a fork is
+/// waiting for them: a descriptor opened but not yet registered when fork() runs would give the
+/// child an unregistered copy of a lock the parent takes right after.
+static OPENING: AtomicI32 = AtomicI32::new(0);
+static FORKING: AtomicBool = AtomicBool::new(false);
+
+/// The fork handler's prepare step: no new opens, and wait for those in progress (an open and a
+/// registration: microseconds).
+pub fn hold_opens_for_fork() {
+    FORKING.store(true, Ordering::SeqCst);
+    while OPENING.load(Ordering::SeqCst) > 0 {
+        std::hint::spin_loop();
+        // SAFETY: sched_yield has no preconditions.
+        unsafe { libc::sched_yield() };
+    }
+}
+
+/// After fork, in the parent and the child.
+pub fn release_opens_after_fork() {
+    FORKING.store(false, Ordering::SeqCst);
+}
+
 /// In a child after fork (the pthread_atfork handler): close the copies of the parent's lock
 /// descriptors, so a parent killed while holding a lock releases it at once. The child's own
 /// guards (only the forking thread's can still run) notice the fork and leave them alone.
@@ -434,12 +476,11 @@ impl FileStore {
         let mut waited = false;
         let mut pause = Duration::from_micros(200);
         loop {
-            let f = self
-                .openat(&name, libc::O_RDWR | libc::O_CREAT)
+            // Registered before it is locked, in one step with the open as far as fork() is
+            // concerned: a fork at any moment leaves the child nothing to keep the lock with.
+            let (f, held) = self
+                .open_lock(&name, libc::O_RDWR | libc::O_CREAT)
                 .map_err(|e| self.io("cannot open", &name, e))?;
-            // Registered before it is locked: a fork at any moment after this leaves the child
-            // nothing to keep the lock with.
-            let held = Held::register(f.as_raw_fd());
             let generation = crate::state::fork_generation();
             loop {
                 if ofd_lock(&f, libc::F_WRLCK as libc::c_int)
@@ -503,38 +544,24 @@ impl FileGuard<'_> {
     }
 
     /// Writes need the lock to be real still. If the lock file was removed or replaced under
-    /// us (a tmp cleaner, an operator), the lock no longer excludes anyone: take the lock of the
-    /// file now at that name, if it is free, or write nothing.
+    /// us (a tmp cleaner, an operator), another process may hold the new one and may have read
+    /// the record since: write nothing (Lost), and the caller sends no refresh token it took.
+    /// (Retaking the new lock would not do: the record may have changed in between.)
     fn still_held(&mut self) -> Result<(), StoreError> {
         if self.generation != crate::state::fork_generation() {
             return Err(StoreError::lost("the lock belongs to the parent process"));
         }
-        let Some(old) = self.lock.as_ref() else {
-            return Err(StoreError::lost("no lock"));
-        };
-        if self.store.is_at(old.as_raw_fd(), &self.name) {
+        let held = self
+            .lock
+            .as_ref()
+            .is_some_and(|f| self.store.is_at(f.as_raw_fd(), &self.name));
+        if held {
             return Ok(());
         }
-        let lost = || {
-            StoreError::lost(format!(
-                "the lock file {} was replaced while held, and the new one is taken; nothing written",
-                self.store.dir.join(&self.name).display()
-            ))
-        };
-        let f = self
-            .store
-            .openat(&self.name, libc::O_RDWR | libc::O_CREAT)
-            .map_err(|e| self.store.io("cannot open", &self.name, e))?;
-        let held = Held::register(f.as_raw_fd());
-        let got = matches!(ofd_lock(&f, libc::F_WRLCK as libc::c_int), Ok(true));
-        if !got || !self.store.is_at(f.as_raw_fd(), &self.name) {
-            return Err(lost());
-        }
-        // Ours again: the old lock goes, the new one is kept until the guard drops.
-        self.release();
-        self.lock = Some(f);
-        self.held = held;
-        Ok(())
+        Err(StoreError::lost(format!(
+            "the lock file {} was removed or replaced while held; nothing written",
+            self.store.dir.join(&self.name).display()
+        )))
     }
 
     /// Unlock, then unregister, then close: a fork between any two of these leaves the child

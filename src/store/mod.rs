@@ -28,7 +28,7 @@ pub mod redis;
 
 use crate::cache::Key;
 use crate::error::Error;
-use crate::log::log;
+use crate::log::{log, Level};
 use crate::refresh::RefreshToken;
 use crate::secret::Secret;
 use crate::source;
@@ -410,6 +410,9 @@ pub fn obtain(
     let lock_by = now + deadline.saturating_duration_since(now) * 3 / 4;
     // The lease (Redis) covers the caller's remaining time: any request made under the lock.
     let hold = deadline.saturating_duration_since(now);
+    // Declared before the guard, so its lines are written after the lock is let go: a host's
+    // log callback may call back into the library, even for this key.
+    let mut later = Later::default();
     let (mut guard, waited) = match active.backend.lock(&who.id, lock_by, hold) {
         Ok(g) => g,
         Err(e) => {
@@ -427,13 +430,13 @@ pub fn obtain(
     let stored = match guard.read() {
         Ok(None) => None,
         Ok(Some(bytes)) if bytes.len() > record::MAX_RECORD => {
-            unreadable(st, &active, key);
+            unreadable(st, &active, key, &mut later);
             None
         }
         Ok(Some(bytes)) => match crypt.open(&who, bytes) {
             Opened::Record(r) => Some(r),
             Opened::Unreadable => {
-                unreadable(st, &active, key);
+                unreadable(st, &active, key, &mut later);
                 None
             }
             Opened::NewerFormat(v) => {
@@ -469,11 +472,14 @@ pub fn obtain(
         let f = t.freshness(crate::token::now());
         if f == Freshness::Fresh || (f == Freshness::Stale && !background) {
             inc(&st.stats.store_hits);
-            log!(
-                Debug,
-                "{key}: token from the shared cache, expires in {:.0} s",
-                t.remaining(crate::token::now()).as_secs_f64()
+            later.push(
+                Level::Debug,
+                format!(
+                    "{key}: token from the shared cache, expires in {:.0} s",
+                    t.remaining(crate::token::now()).as_secs_f64()
+                ),
             );
+            drop(guard);
             return (Ok(t), refresh);
         }
     }
@@ -481,6 +487,24 @@ pub fn obtain(
     // Renew. The stored refresh token wins over ours, and is taken out of the record before
     // it is sent: if this process dies mid-request, nobody sends it again.
     let mut stored = stored;
+    // The token the caller reported refused leaves the record with whatever is written back
+    // (the take-out, or a refresh token put back), or now if nothing else will be.
+    let refused_here = match (rejected, stored.as_mut()) {
+        (Some(r), Some(rec)) if rec.access.as_ref().is_some_and(|a| a.ct_eq(r.expose())) => {
+            rec.access = None;
+            true
+        }
+        _ => false,
+    };
+    if refused_here && stored.as_ref().is_some_and(|r| r.refresh.is_none()) {
+        if let Some(rest) = stored.as_ref() {
+            if let Err(e) = put(&mut *guard, &crypt, &who, rest, &st.stats) {
+                drop(guard);
+                active.failed(st, key, &e);
+                return source::request_token(st, key, refresh, secret, deadline);
+            }
+        }
+    }
     let stored_refresh = stored.as_mut().and_then(|r| r.refresh.take());
     let (send, from_store) = match stored_refresh {
         Some(r) => {
@@ -537,15 +561,37 @@ pub fn obtain(
     }
 }
 
-fn unreadable(st: &State, active: &Active, key: &Key) {
+fn unreadable(st: &State, active: &Active, key: &Key, later: &mut Later) {
     inc(&st.stats.store_errors);
     if !active.unreadable_logged.swap(true, Ordering::AcqRel) {
-        log!(
-            Warn,
-            "shared cache {}: a record of client \"{}\" cannot be read with this client secret (rotated, wrong, or the record was altered); renewing, and replacing it on success",
-            active.shown,
-            key.client_id
+        later.push(
+            Level::Warn,
+            format!(
+                "shared cache {}: a record of client \"{}\" cannot be read with this client secret (rotated, wrong, or the record was altered); renewing, and replacing it on success",
+                active.shown,
+                key.client_id
+            ),
         );
+    }
+}
+
+/// Log lines held back until the store's lock is let go (dropped after the guard).
+#[derive(Default)]
+struct Later(Vec<(Level, String)>);
+
+impl Later {
+    fn push(&mut self, level: Level, line: String) {
+        if crate::log::enabled(level) {
+            self.0.push((level, line));
+        }
+    }
+}
+
+impl Drop for Later {
+    fn drop(&mut self) {
+        for (level, line) in self.0.drain(..) {
+            crate::log::write(level, format_args!("{line}"));
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! key's identity as associated data. Only a process that knows the secret can read, forge or
 //! use a record, and a record cannot be moved to another key's name.
 //!
-//! Sealed form: `FDY1` ‖ 12-byte random nonce ‖ ciphertext ‖ 16-byte tag.
+//! Sealed form: `FDY2` (the format, record::FORMAT) ‖ 12-byte random nonce ‖ ciphertext ‖ 16-byte tag.
 
 use crate::cache::Key;
 use crate::refresh::RefreshToken;

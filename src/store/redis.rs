@@ -27,6 +27,13 @@ const MIN_IO_TIMEOUT: Duration = Duration::from_millis(100);
 const LEASE_EXTRA: Duration = Duration::from_secs(2);
 const POOL: usize = 8;
 
+/// KEYS: the lock. ARGV: our value, the lease in ms. 1: ours (taken now, or already ours: a
+/// retry after a reply that timed out must not wait for its own lock); 0: another's.
+const LOCK: &str = "local v = redis.call('get', KEYS[1]) \
+if v == ARGV[1] then return 1 end \
+if v then return 0 end \
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
+
 const UNLOCK: &str =
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
@@ -181,6 +188,9 @@ impl Store for RedisStore {
         deadline: Instant,
         hold: Duration,
     ) -> Result<(Box<dyn Guard + '_>, bool), StoreError> {
+        // The caller's own deadline (`deadline` is only how long to wait for the lock): the
+        // holder's reads, writes and unlock get its time, as its lease does.
+        let callers = Instant::now() + hold;
         let (mut con, mut pooled) = self.connection(deadline)?;
         let mut value = [0u8; 16];
         SystemRandom::new()
@@ -194,12 +204,12 @@ impl Store for RedisStore {
         // The lock and the read in one round trip: once SET NX succeeded on this connection,
         // the GET that follows it sees what only the lock holder (us) may change.
         let prefetched = loop {
-            let answer: redis::RedisResult<(Option<String>, Option<Vec<u8>>)> = redis::pipe()
-                .cmd("SET")
+            let answer: redis::RedisResult<(i64, Option<Vec<u8>>)> = redis::pipe()
+                .cmd("EVAL")
+                .arg(LOCK)
+                .arg(1)
                 .arg(&key)
                 .arg(&value)
-                .arg("NX")
-                .arg("PX")
                 .arg(lease)
                 .cmd("GET")
                 .arg(&record)
@@ -216,7 +226,7 @@ impl Store for RedisStore {
                 Err(e) => return Err(self.err("cannot lock in", &e)),
             };
             pooled = false;
-            if got.is_some() {
+            if got == 1 {
                 break rec;
             }
             waited = true;
@@ -238,7 +248,7 @@ impl Store for RedisStore {
                 record,
                 lock: key,
                 value,
-                deadline,
+                deadline: callers,
             }),
             waited,
         ))

@@ -526,3 +526,35 @@ pub fn storm(procs: u32, store: &str, storm_s: u64) -> (u64, f64) {
     }
     (seen, late.as_secs_f64() / 2.0)
 }
+
+/// Cold review: process A stores T1; the server starts failing; process B reports T1 refused
+/// and its renewal fails. T1 must not stay in the store for a process C that never saw the 401.
+pub fn refused_token_leaves_the_store_when_renewal_fails(store: &str) {
+    use findity_emulator::{Endpoint, Fault, FaultKind};
+    let emu = emulator(3600);
+    let a = Job::new(&emu.url(), store).run();
+    let t1 = a.s("token").to_string();
+    assert_eq!(a.n("ok"), 1, "{:?}", a.values);
+    let mut f = Fault::new(Endpoint::Token, FaultKind::Status(503));
+    f.count = 0;
+    emu.add_fault(f);
+    let mut b = Job::new(&emu.url(), store);
+    b.timeout_ms = 1500;
+    b.env.push(("CHILD_INVALIDATE".into(), t1.clone()));
+    assert_eq!(b.run().n("ok"), 0, "the server fails: B gets nothing");
+    let mut c = Job::new(&emu.url(), store);
+    c.timeout_ms = 1500;
+    let c = c.run();
+    assert_ne!(
+        c.s("token"),
+        t1,
+        "C adopted the refused token from the store: {:?}",
+        c.values
+    );
+    emu.clear_faults();
+    // Once the server is back, the next process gets a new token (R1 was burnt by the 503).
+    let d = Job::new(&emu.url(), store).run();
+    assert_eq!(d.n("ok"), 1, "{:?}", d.values);
+    let s = emu.stats();
+    assert_eq!(s.refresh_reuse, 0, "{s:?}");
+}
