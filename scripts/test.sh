@@ -40,6 +40,8 @@ suite install make test-install
 suite python make test-python
 suite csharp make test-csharp
 suite nuget make test-nuget
+suite java make test-java
+suite node make test-node
 suite readme make test-readme
 
 echo
