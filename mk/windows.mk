@@ -12,6 +12,7 @@
 #                        (scripts/windows/test.sh); also run by make test-native
 #   make sign-windows    the Authenticode step with a throw-away certificate (scripts/windows/sign.sh)
 #
+# test-windows needs the wheels (one of its checks is the win wheels' DLL).
 # WIN_RIDS chooses the platforms, e.g. make windows WIN_RIDS=win-x64.
 findity_windows_goal := $(.DEFAULT_GOAL)
 WIN_RIDS ?= win-x64 win-x86
@@ -23,7 +24,7 @@ windows:
 
 native: windows
 
-test-windows: windows
+test-windows: windows wheels
 	bash scripts/windows/test.sh $(WIN_RIDS)
 
 test-native: test-windows
