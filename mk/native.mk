@@ -20,8 +20,9 @@ NATIVE_RIDS ?= linux-x64 linux-arm64 linux-musl-x64
 native:
 	bash scripts/native/build.sh $(NATIVE_RIDS)
 
+# Every platform make native built (Windows too, when mk/windows.mk adds it to native).
 wheels: native
-	bash scripts/native/wheels.sh $(NATIVE_RIDS)
+	bash scripts/native/wheels.sh $(NATIVE_RIDS) $(WIN_RIDS)
 
 test-native: native wheels
 	bash scripts/native/test.sh
