@@ -80,7 +80,9 @@ for rid in "${RIDS[@]}"; do
     whl="$(ls "$WORK"/out/*.whl)"
     case "$rid" in win-*)
         # Windows: no auditwheel; the wheel holds findity.dll and no Linux library.
-        unzip -l "$whl" | grep -q " findity_auth/findity.dll$" && ! unzip -l "$whl" | grep -q "libfindity.so" \
+        # (The listing goes to a file: `unzip | grep -q` under pipefail fails when grep quits early.)
+        unzip -Z1 "$whl" > "$WORK/list"
+        grep -qx "findity_auth/findity.dll" "$WORK/list" && ! grep -q "libfindity.so" "$WORK/list" \
             || { echo "wheels: $(basename "$whl") does not hold findity_auth/findity.dll alone" >&2; exit 1; }
         # shellcheck disable=SC2046
         rm -f $(cd "$ROOT/build/wheelhouse" && for f in $(family "$rid"); do [ -e "$f" ] && echo "$ROOT/build/wheelhouse/$f"; done)
