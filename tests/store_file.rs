@@ -573,7 +573,7 @@ fn invalidate_from_another_process_reaches_the_store() {
 #[test]
 fn busy_lock_is_not_a_store_error() {
     let emu = emulator(3600);
-    emu.set_latency(2500);
+    emu.set_latency(5000);
     let dir = temp_dir("busy");
     let holder = Job::new(&emu.url(), &store_of(&dir)).spawn();
     let t0 = Instant::now();
@@ -582,7 +582,9 @@ fn busy_lock_is_not_a_store_error() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let mut waiter = Job::new(&emu.url(), &store_of(&dir));
-    waiter.timeout_ms = 1200; // waits 0.9 s for the lock, then renews on its own
+    // Waits 2.25 s for the lock (held 5 s), then renews on its own in the 0.75 s left (time
+    // enough under qemu too).
+    waiter.timeout_ms = 3000;
     waiter.env.push(("FINDITY_LOG".into(), "warn".into()));
     let w = waiter.spawn();
     std::thread::sleep(Duration::from_millis(300));
