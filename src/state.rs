@@ -165,7 +165,7 @@ extern "C" fn after_fork_in_child() {
     SNAPSHOT_EPOCH.fetch_add(1, Ordering::AcqRel);
     // The parent's held store locks must not outlive it in this child (store::file).
     crate::store::file::close_inherited_locks();
-    crate::store::file::release_opens_after_fork();
+    crate::store::file::reset_opens_in_child();
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

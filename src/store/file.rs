@@ -424,8 +424,16 @@ pub fn hold_opens_for_fork() {
     }
 }
 
-/// After fork, in the parent and the child.
+/// After fork, in the parent.
 pub fn release_opens_after_fork() {
+    FORKING.store(false, Ordering::SeqCst);
+}
+
+/// After fork, in the child: its only thread is not opening a lock file, whatever the count
+/// said (a thread that had just counted itself in the parent does not exist here; left as it
+/// was, the count would hold this child's own forks forever).
+pub fn reset_opens_in_child() {
+    OPENING.store(0, Ordering::SeqCst);
     FORKING.store(false, Ordering::SeqCst);
 }
 
