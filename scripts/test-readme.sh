@@ -195,7 +195,7 @@ for meta in "${blocks[@]}"; do
 done
 URL="http://127.0.0.1:$PORT"
 b="$(block_with 'FINDITY_CLIENT_SECRET=my-secret build/app')"
-expect "$b" "^organization token .* from $URL\$" "the C quick start's organization token"
+expect "$b" "organization token .* from $URL\$" "the C quick start's organization token"
 expect "$b" "^user token for E1234 " "the C quick start's user token"
 b="$(block_with 'build/demo http://')"
 expect "$b" "^user token for E1234: " "demo.c's user token"
@@ -211,7 +211,7 @@ for want in "^requests: 200 " "^httpx: 200 .*user:E1234" "^asyncio: [0-9]+ chars
     expect "$b" "$want" "the Python quick start"
 done
 b="$(block_with 'mono build/Program.exe')"
-expect "$b" "^organization token .{8}\.\.\. \([0-9]+ chars\)" "the C# quick start's organization token"
+expect "$b" "organization token .{8}\.\.\. \([0-9]+ chars\)" "the C# quick start's organization token"
 expect "$b" "^user token for E1234 " "the C# quick start's user token"
 expect "$b" '^HttpClient: 200 .*"subject":"org:my-client-id"' "the C# quick start's HttpClient call"
 expect "$b" "^refused: Auth 401 " "the C# quick start's refusal"

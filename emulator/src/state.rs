@@ -182,7 +182,11 @@ impl Shared {
     /// Request log on stderr. Never pass credentials here.
     pub(crate) fn log(&self, line: std::fmt::Arguments<'_>) {
         if !self.config.quiet {
-            eprintln!("findity-emulator: {line}");
+            // One write for the whole line: stderr is unbuffered, and eprintln! writes it in
+            // pieces, between which a process sharing the terminal (or log) can cut in.
+            use std::io::Write;
+            let line = format!("findity-emulator: {line}\n");
+            let _ = std::io::stderr().write_all(line.as_bytes());
         }
     }
 
